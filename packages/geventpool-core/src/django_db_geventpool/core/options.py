@@ -1,0 +1,96 @@
+"""The pool's settings, read from a database's ``OPTIONS`` and checked."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from django_db_geventpool.core.pool import DEFAULT_TIMEOUT
+
+#: The ``OPTIONS`` keys that belong to the pool, not to the driver.
+POOL_OPTIONS = ("MAX_CONNS", "REUSE_CONNS", "CHECKOUT_TIMEOUT")
+
+DEFAULT_MAX_CONNS = 4
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    max_conns: int = DEFAULT_MAX_CONNS
+    reuse_conns: int = DEFAULT_MAX_CONNS
+    checkout_timeout: float | None = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_settings(cls, alias: str, settings_dict: Mapping[str, Any]) -> PoolOptions:
+        """Read and check the pool's settings of the database `!alias`.
+
+        Raise `ImproperlyConfigured`, saying what to change, for anything the pool can't
+        honour: it is better to refuse to start than to run with a setting ignored.
+        """
+        where = f"DATABASES[{alias!r}]"
+        options: Mapping[str, Any] = settings_dict.get("OPTIONS") or {}
+        _reject_typos(where, options)
+
+        max_age = settings_dict.get("CONN_MAX_AGE", 0)
+        if max_age != 0:
+            raise ImproperlyConfigured(
+                f"{where}['CONN_MAX_AGE'] is {max_age!r}, but the pool keeps connections"
+                " open itself and needs every request to give its connection back:"
+                f" set {where}['CONN_MAX_AGE'] = 0"
+            )
+        if options.get("pool"):
+            raise ImproperlyConfigured(
+                f"{where}['OPTIONS']['pool'] turns on Django's own connection pool, which"
+                " can't run beside geventpool: remove it and size the pool with"
+                f" {where}['OPTIONS']['MAX_CONNS']"
+            )
+
+        max_conns = _integer(where, options, "MAX_CONNS", DEFAULT_MAX_CONNS)
+        if max_conns < 1:
+            raise ImproperlyConfigured(
+                f"{where}['OPTIONS']['MAX_CONNS'] is {max_conns}: it must be at least 1"
+            )
+        reuse_conns = _integer(where, options, "REUSE_CONNS", max_conns)
+        if not 0 <= reuse_conns <= max_conns:
+            raise ImproperlyConfigured(
+                f"{where}['OPTIONS']['REUSE_CONNS'] is {reuse_conns}: it must be between 0"
+                f" and MAX_CONNS ({max_conns}); it is how many idle connections to keep open"
+            )
+        timeout = options.get("CHECKOUT_TIMEOUT", DEFAULT_TIMEOUT)
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+                raise ImproperlyConfigured(
+                    f"{where}['OPTIONS']['CHECKOUT_TIMEOUT'] is {timeout!r}: it must be a"
+                    " number of seconds (0 or more), or None to wait forever"
+                )
+            timeout = float(timeout)
+        return cls(max_conns, reuse_conns, timeout)
+
+
+def _integer(where: str, options: Mapping[str, Any], key: str, default: int) -> int:
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        # Strings from the environment are the usual culprit: convert them where they
+        # are read, so that a typo fails there.
+        raise ImproperlyConfigured(
+            f"{where}['OPTIONS'][{key!r}] is {value!r}: it must be an integer,"
+            f" e.g. int(os.environ[...])"
+        )
+    return value
+
+
+def _reject_typos(where: str, options: Mapping[str, Any]) -> None:
+    # Driver options (libpq's and psycopg's) are lowercase; an unknown uppercase key is
+    # almost certainly one of ours misspelt, which would otherwise reach the driver.
+    for key in options:
+        if isinstance(key, str) and key.isupper() and key not in POOL_OPTIONS:
+            close = difflib.get_close_matches(key, POOL_OPTIONS, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"the pool knows {', '.join(POOL_OPTIONS)}"
+            )
+            raise ImproperlyConfigured(f"{where}['OPTIONS'] has an unknown key {key!r}: {hint}")

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend on psycopg 3, with connections from the geventpool pool."""
