@@ -1,0 +1,59 @@
+"""Settings are checked when the pool is made, with messages that say what to change."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from django_db_geventpool.core.options import PoolOptions
+
+
+def options(**opts):
+    return PoolOptions.from_settings("default", {"CONN_MAX_AGE": 0, "OPTIONS": opts})
+
+
+def test_defaults_follow_the_old_package():
+    assert options() == PoolOptions(max_conns=4, reuse_conns=4, checkout_timeout=30.0)
+
+
+def test_reuse_conns_defaults_to_max_conns():
+    assert options(MAX_CONNS=12).reuse_conns == 12
+    assert options(MAX_CONNS=12, REUSE_CONNS=0).reuse_conns == 0
+
+
+def test_checkout_timeout_none_waits_forever():
+    assert options(CHECKOUT_TIMEOUT=None).checkout_timeout is None
+    assert options(CHECKOUT_TIMEOUT=2).checkout_timeout == 2.0
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        ({"MAX_CONNS": 0}, r"\['MAX_CONNS'\] is 0: it must be at least 1"),
+        ({"MAX_CONNS": "20"}, r"\['MAX_CONNS'\] is '20': it must be an integer"),
+        ({"MAX_CONNS": True}, r"it must be an integer"),
+        ({"MAX_CONNS": 4, "REUSE_CONNS": 5}, r"between 0 and MAX_CONNS \(4\)"),
+        ({"REUSE_CONNS": -1}, r"between 0 and MAX_CONNS"),
+        ({"CHECKOUT_TIMEOUT": "30"}, r"number of seconds"),
+        ({"CHECKOUT_TIMEOUT": -1}, r"number of seconds"),
+        ({"MAX_CONN": 4}, r"unknown key 'MAX_CONN': did you mean 'MAX_CONNS'\?"),
+        ({"REUSE_CONN": 4}, r"did you mean 'REUSE_CONNS'\?"),
+        ({"POOL_SIZE": 4}, r"unknown key 'POOL_SIZE': the pool knows MAX_CONNS"),
+        ({"pool": True}, r"Django's own connection pool"),
+    ],
+)
+def test_bad_options_are_refused_with_the_fix(opts, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        options(**opts)
+
+
+@pytest.mark.parametrize("max_age", [None, 60])
+def test_persistent_connections_are_refused(max_age):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"set DATABASES\['default'\]\['CONN_MAX_AGE'\] = 0"
+    ):
+        PoolOptions.from_settings("default", {"CONN_MAX_AGE": max_age, "OPTIONS": {}})
+
+
+def test_driver_options_pass_through():
+    assert options(application_name="web", sslmode="prefer", MAX_CONNS=2).max_conns == 2

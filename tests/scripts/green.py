@@ -1,0 +1,441 @@
+"""Scenarios run under gevent in a subprocess, patched before anything imports psycopg.
+
+Usage: python green.py SCENARIO '{"json": "arguments"}'. The connection comes from the PG*
+environment variables; the result is printed as one JSON line on stdout.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SCENARIOS = {}
+
+
+def scenario(func):
+    SCENARIOS[func.__name__] = func
+    return func
+
+
+def setup_django(args):
+    import django
+    from django.conf import settings
+
+    options = {"application_name": args["app"]}
+    options.update(args.get("options", {}))
+    settings.configure(
+        DATABASES={
+            "default": {
+                "ENGINE": args.get("engine", "django_db_geventpool.backends.postgresql_psycopg3"),
+                "NAME": os.environ["PGDATABASE"],
+                "USER": os.environ["PGUSER"],
+                "PASSWORD": os.environ.get("PGPASSWORD", ""),
+                "HOST": os.environ["PGHOST"],
+                "PORT": os.environ["PGPORT"],
+                "CONN_MAX_AGE": 0,
+                "OPTIONS": options,
+            }
+        },
+        INSTALLED_APPS=["testapp"],
+        USE_TZ=True,
+        TIME_ZONE="Europe/Paris",
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+    )
+    django.setup()
+
+
+def server_connections(app):
+    """Count the server's sessions of this scenario, on a connection outside the pool."""
+    import psycopg
+
+    with psycopg.connect(autocommit=True, application_name="observer") as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]
+        ).fetchone()[0]
+
+
+class Sampler:
+    """Sample the scenario's server sessions every few milliseconds, in a greenlet."""
+
+    def __init__(self, app):
+        import psycopg
+
+        self.app = app
+        self.peak = 0
+        self.samples = 0
+        self._conn = psycopg.connect(autocommit=True, application_name="observer")
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self):
+        while True:
+            count = self._conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                [self.app],
+            ).fetchone()[0]
+            self.peak = max(self.peak, count)
+            self.samples += 1
+            gevent.sleep(0.003)
+
+    def stop(self):
+        # Not killed mid-query: that would leave the observer connection busy.
+        gevent.sleep(0.01)
+        self._greenlet.kill(block=True)
+        self._conn.close()
+        return {"peak": self.peak, "samples": self.samples}
+
+
+def pool_stats():
+    from django.db import connection
+
+    return connection.geventpool.stats()
+
+
+@scenario
+def herd(args):
+    """Many greenlets at once, each holding a connection for a while."""
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    @close_connection
+    def request():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), pg_sleep(%s)", [args["hold"]])
+            return cursor.fetchone()[0]
+
+    sampler = Sampler(args["app"])
+    greenlets = [gevent.spawn(request) for _ in range(args["greenlets"])]
+    gevent.joinall(greenlets, raise_error=True)
+    sampled = sampler.stop()
+    return {
+        "sampled_peak": sampled["peak"],
+        "samples": sampled["samples"],
+        "backend_pids": len({g.value for g in greenlets}),
+        "after": server_connections(args["app"]),
+        "stats": pool_stats(),
+    }
+
+
+@scenario
+def fifo(args):
+    """Waiters queued one after another get the single connection in arrival order."""
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    served = []
+    release = gevent.event.Event()
+
+    @close_connection
+    def holder():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        release.wait()
+
+    @close_connection
+    def waiter(i):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            served.append(i)
+        gevent.sleep(0.005)
+
+    first = gevent.spawn(holder)
+    gevent.sleep(0.05)
+    waiters = []
+    for i in range(args["waiters"]):
+        waiters.append(gevent.spawn(waiter, i))
+        gevent.sleep(0.002)
+    waiting = pool_stats()["waiting"]
+    release.set()
+    gevent.joinall([first, *waiters], raise_error=True)
+    return {"served": served, "waiting_before_release": waiting, "stats": pool_stats()}
+
+
+@scenario
+def killed(args):
+    """Connections killed on the server free their slots for the clients queued behind."""
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from django_db_geventpool.utils import close_connection
+
+    holders_ready = gevent.event.Event()
+    go_on = gevent.event.Event()
+    pids = []
+    outcomes = {}
+
+    @close_connection
+    def holder(i):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.append(cursor.fetchone()[0])
+            if len(pids) == args["max_conns"]:
+                holders_ready.set()
+            go_on.wait()
+            try:
+                cursor.execute("SELECT 1")
+                outcomes[f"holder{i}"] = "ok"
+            except OperationalError:
+                outcomes[f"holder{i}"] = "lost"
+
+    @close_connection
+    def waiter(i):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            outcomes[f"waiter{i}"] = cursor.fetchone()[0]
+
+    holders = [gevent.spawn(holder, i) for i in range(args["max_conns"])]
+    holders_ready.wait(timeout=10)
+    waiters = [gevent.spawn(waiter, i) for i in range(args["waiters"])]
+    gevent.sleep(0.05)
+    waiting = pool_stats()["waiting"]
+    with psycopg.connect(autocommit=True, application_name="observer") as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    go_on.set()
+    gevent.joinall([*holders, *waiters], raise_error=True, timeout=20)
+    return {
+        "killed_pids": pids,
+        "waiting_before_kill": waiting,
+        "outcomes": outcomes,
+        "after": server_connections(args["app"]),
+        "stats": pool_stats(),
+    }
+
+
+@scenario
+def returned_in_transaction(args):
+    """A connection given back inside a transaction, or a failed one, comes back clean."""
+    from django.db import DatabaseError, connection, transaction
+
+    from django_db_geventpool.utils import close_connection
+    from testapp.models import Event
+
+    create_tables()
+    report = {}
+
+    @close_connection
+    def abandon_open_transaction():
+        transaction.set_autocommit(False)
+        Event.objects.create(name="uncommitted", happened_at=now())
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    @close_connection
+    def abandon_failed_transaction():
+        transaction.set_autocommit(False)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+            with contextlib.suppress(DatabaseError):
+                cursor.execute("SELECT * FROM no_such_table")
+        return pid
+
+    @close_connection
+    def next_user():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        return {
+            "pid": pid,
+            "autocommit": connection.get_autocommit(),
+            "status": int(connection.connection.info.transaction_status),
+            "rows": Event.objects.filter(name="uncommitted").count(),
+        }
+
+    report["open_pid"] = gevent.spawn(abandon_open_transaction).get()
+    report["after_open"] = gevent.spawn(next_user).get()
+    report["failed_pid"] = gevent.spawn(abandon_failed_transaction).get()
+    report["after_failed"] = gevent.spawn(next_user).get()
+    report["stats"] = pool_stats()
+    return report
+
+
+@scenario
+def orm(args):
+    """ORM round trips with JSON and time zone aware values, from many greenlets."""
+    import datetime
+    import zoneinfo
+
+    from django_db_geventpool.utils import close_connection
+    from testapp.models import Event
+
+    create_tables()
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    base = datetime.datetime(2026, 3, 29, 1, 30, tzinfo=datetime.timezone.utc)
+
+    @close_connection
+    def round_trip(i):
+        when = base + datetime.timedelta(minutes=17 * i)
+        payload = {"i": i, "tags": ["a", "b"], "nested": {"ok": True, "x": [i, None]}}
+        created = Event.objects.create(
+            name=f"e{i}", payload=payload, happened_at=when.astimezone(paris)
+        )
+        loaded = Event.objects.get(pk=created.pk)
+        found = Event.objects.filter(payload__nested__ok=True, payload__i=i).count()
+        return {
+            "payload_ok": loaded.payload == payload,
+            "when_ok": loaded.happened_at == when,
+            "aware": loaded.happened_at.tzinfo is not None,
+            "found": found,
+        }
+
+    greenlets = [gevent.spawn(round_trip, i) for i in range(args["greenlets"])]
+    gevent.joinall(greenlets, raise_error=True)
+    return {
+        "results": [g.value for g in greenlets],
+        "total": Event.objects.count(),
+        "stats": pool_stats(),
+    }
+
+
+@scenario
+def abandoned_waiters(args):
+    """Waiters killed or timed out, before or after being served, leave the pool whole."""
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    with close_connection():
+        connection.ensure_connection()
+    pool = connection.geventpool
+    conn = pool.getconn()
+
+    def wait_for_it():
+        pool.putconn(pool.getconn(timeout=10))
+
+    report = {}
+    # Killed while queued.
+    killed = gevent.spawn(wait_for_it)
+    gevent.sleep(0.01)
+    report["queued_before_kill"] = pool.stats()["waiting"]
+    killed.kill(block=True)
+    report["queued_after_kill"] = pool.stats()["waiting"]
+    # Timed out by gevent.Timeout while queued.
+    try:
+        with gevent.Timeout(0.05):
+            pool.getconn(timeout=10)
+    except gevent.Timeout:
+        report["gevent_timeout"] = True
+    report["queued_after_timeout"] = pool.stats()["waiting"]
+    # Served, then killed before it could run: the connection it was handed goes back.
+    served_then_killed = gevent.spawn(wait_for_it)
+    gevent.sleep(0.01)
+    pool.putconn(conn)
+    served_then_killed.kill(block=True)
+    report["after_served_kill"] = pool.stats()
+    # And the pool still works.
+    with pool.connection() as again:
+        report["works"] = again.execute("SELECT 1").fetchone()[0] == 1
+    report["stats"] = pool.stats()
+    return report
+
+
+@scenario
+def session_setup(args):
+    """Django's connection setup (time zone, role, isolation level) on new and reused ones."""
+    from django.db import connection, transaction
+
+    from django_db_geventpool.utils import close_connection
+
+    @close_connection
+    def settings_seen():
+        # The isolation level applies to transactions, not to autocommit statements.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_backend_pid(), current_setting('TimeZone'), current_user,"
+                " current_setting('transaction_isolation')"
+            )
+            pid, tz, user, isolation = cursor.fetchone()
+        return {"pid": pid, "tz": tz, "user": user, "isolation": isolation}
+
+    first = gevent.spawn(settings_seen).get()
+    second = gevent.spawn(settings_seen).get()
+    return {"first": first, "second": second, "stats": pool_stats()}
+
+
+@scenario
+def close_connection_forms(args):
+    """The decorator and the context manager both give connections back, errors or not."""
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    def query():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 41 + 1")
+            return cursor.fetchone()[0]
+
+    @close_connection
+    def decorated():
+        return query()
+
+    @close_connection
+    def failing():
+        query()
+        raise LookupError("raised inside")
+
+    report = {"returned": gevent.spawn(decorated).get()}
+    report["in_use_after_decorator"] = pool_stats()["in_use"]
+
+    def call_failing():
+        try:
+            failing()
+        except LookupError as ex:
+            return str(ex)
+
+    report["raised"] = gevent.spawn(call_failing).get()
+    report["in_use_after_error"] = pool_stats()["in_use"]
+
+    def in_block():
+        with close_connection():
+            value = query()
+            in_use = pool_stats()["in_use"]
+        return value, in_use
+
+    report["block"] = gevent.spawn(in_block).get()
+    report["in_use_after_block"] = pool_stats()["in_use"]
+    report["checkouts"] = pool_stats()["checkouts"]
+    return report
+
+
+def now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def create_tables():
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+    from testapp.models import Event
+
+    with close_connection(), connection.schema_editor() as editor:
+        editor.execute("DROP TABLE IF EXISTS testapp_event")
+        editor.create_model(Event)
+
+
+def main():
+    name, raw = sys.argv[1], sys.argv[2]
+    args = json.loads(raw)
+    setup_django(args)
+    started = time.monotonic()
+    result = SCENARIOS[name](args)
+    result["elapsed"] = time.monotonic() - started
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

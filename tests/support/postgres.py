@@ -1,0 +1,355 @@
+"""The PostgreSQL server the tests talk to.
+
+It is the server named by ``GEVENTPOOL_TEST_DSN`` (a libpq conninfo string or a postgresql:// URI),
+else the one named by ``PGHOST`` and the other ``PG*`` variables, else a throwaway cluster that
+lives in a temporary directory for one test session.
+
+psycopg is imported only inside the functions that use it: its first import fixes how it waits on
+sockets, so code that monkey-patches must get the chance to run before it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pwd
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DSN_VARIABLE = "GEVENTPOOL_TEST_DSN"
+SESSION_DBNAME = "geventpool_test"
+SERVER_USER = "postgres"
+
+# A throwaway cluster holds nothing worth keeping, so durability is traded for speed; the
+# connection limit leaves room for tests that open a few hundred connections on purpose.
+SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "300",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+class ServerUnavailable(Exception):
+    """No server can be given to the tests; the message says how to fix that."""
+
+
+def quote(value: str) -> str:
+    """Quote a value for a libpq key=value string, if it needs it."""
+    if re.fullmatch(r"[^\s'\\=]+", value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Cluster:
+    """A PostgreSQL cluster in a temporary directory, stopped and removed by `destroy()`."""
+
+    def __init__(self, initdb: str, pg_ctl: str) -> None:
+        self.initdb = initdb
+        self.pg_ctl = pg_ctl
+        self.port = 0
+        self.run_as: list[str] = []
+        self._destroyed = False
+        tmp_parent = None
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root: the cluster belongs to the postgres user, and
+            # /tmp is used whatever TMPDIR says because that user must be able to reach it.
+            self.run_as = [_require_runuser(), "-u", SERVER_USER, "--"]
+            tmp_parent = "/tmp"
+        self.base = Path(tempfile.mkdtemp(prefix="geventpool-pg-", dir=tmp_parent))
+        self.datadir = self.base / "data"
+        self.logfile = self.base / "postgres.log"
+        atexit.register(self.destroy)  # in case the session ends without its teardown
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and _in_main_thread():
+            # SIGTERM would end the process without teardown or atexit, leaving postgres
+            # running: make it interrupt like Ctrl-C does.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+        if self.run_as:
+            owner = pwd.getpwnam(SERVER_USER)
+            os.chown(self.base, owner.pw_uid, owner.pw_gid)
+
+    def init(self) -> None:
+        # --locale=C: the machine's default locale may not be generated, and the tests don't
+        # depend on collation.
+        self._run(
+            self.initdb,
+            *("-D", str(self.datadir), "-U", SERVER_USER, "--auth=trust"),
+            *("-E", "UTF8", "--locale=C", "--no-sync"),
+        )
+
+    @property
+    def running(self) -> bool:
+        return (self.datadir / "postmaster.pid").exists()
+
+    def start(self) -> None:
+        if self.port:
+            # Restarts keep the port: tests hold connection strings that name it.
+            if not self._start_on(self.port):
+                raise ServerUnavailable(
+                    f"postgres did not restart on port {self.port}{self._log()}"
+                )
+            return
+        # The port is free when probed but may be taken before postgres binds it; try again.
+        for _ in range(3):
+            port = free_port()
+            if self._start_on(port):
+                self.port = port
+                return
+            if "could not bind" not in self.logfile.read_text(errors="replace"):
+                break
+        raise ServerUnavailable(f"postgres did not start{self._log()}")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(self.pg_ctl, "stop", "-D", str(self.datadir), "-m", mode, "-w")
+
+    def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroyed = True
+        atexit.unregister(self.destroy)
+        try:
+            if self.running:
+                self.stop(mode="immediate")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def _start_on(self, port: int) -> bool:
+        options = [f"-p {port}", f"-k {shlex.quote(str(self.base))}"]
+        options += [f"-c {name}={value}" for name, value in SERVER_SETTINGS.items()]
+        args = ["start", "-w", "-D", str(self.datadir), "-l", str(self.logfile)]
+        result = self._run(self.pg_ctl, *args, "-o", " ".join(options), check=False)
+        return result.returncode == 0
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # PG* variables meant for clients (PGDATA, PGPORT, ...) would redirect pg_ctl.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        result = subprocess.run(
+            [*self.run_as, *args],
+            cwd=self.base,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and result.returncode:
+            raise ServerUnavailable(
+                f"{' '.join(args)} failed with exit code {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}{self._log()}"
+            )
+        return result
+
+    def _log(self) -> str:
+        if not self.logfile.exists():
+            return ""
+        tail = self.logfile.read_text(errors="replace").splitlines()[-20:]
+        return "\nlast lines of {}:\n{}".format(self.logfile, "\n".join(tail))
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _require_runuser() -> str:
+    runuser = shutil.which("runuser")
+    try:
+        pwd.getpwnam(SERVER_USER)
+        user_exists = True
+    except KeyError:
+        user_exists = False
+    if runuser is None or not user_exists:
+        raise ServerUnavailable(
+            f"running as root needs the {SERVER_USER!r} OS user and runuser to start a throwaway "
+            f"PostgreSQL cluster: create the user, run the tests as another user, "
+            f"or set {DSN_VARIABLE} to a server the tests may create databases on"
+        )
+    return runuser
+
+
+@dataclass
+class PgServer:
+    """Where the tests' server is, with helpers to reach it."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    dbname: str
+    cluster: Cluster | None = None
+    # Where CREATE/DROP DATABASE run: a database that is not created or dropped by the tests.
+    admin_dbname: str = "postgres"
+
+    @property
+    def managed(self) -> bool:
+        """True when the server is a throwaway cluster of this test session."""
+        return self.cluster is not None
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        params = {"host": self.host, "port": str(self.port), "user": self.user}
+        if self.password is not None:
+            params["password"] = self.password
+        params["dbname"] = dbname or self.dbname
+        return " ".join(f"{key}={quote(value)}" for key, value in params.items())
+
+    def env(self, dbname: str | None = None) -> dict[str, str]:
+        """libpq variables to merge into a subprocess environment."""
+        env = {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGDATABASE": dbname or self.dbname,
+        }
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password
+        return env
+
+    def django_settings(self, dbname: str | None = None) -> dict[str, str]:
+        """The connection keys of a Django DATABASES entry."""
+        return {
+            "NAME": dbname or self.dbname,
+            "USER": self.user,
+            "PASSWORD": self.password or "",
+            "HOST": self.host,
+            "PORT": str(self.port),
+        }
+
+    def execute(
+        self, sql: str, params: Params | None = None, dbname: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement in autocommit on a new connection; return its rows, if any."""
+        import psycopg
+
+        with psycopg.connect(self.conninfo(dbname), autocommit=True, connect_timeout=10) as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def create_database(self, name: str) -> None:
+        # template0: a fresh database is empty even if the server's template1 is not.
+        self.execute(
+            f"CREATE DATABASE {_identifier(name)} TEMPLATE template0", dbname=self.admin_dbname
+        )
+
+    def drop_database(self, name: str) -> None:
+        self.execute(
+            f"DROP DATABASE IF EXISTS {_identifier(name)} WITH (FORCE)", dbname=self.admin_dbname
+        )
+
+    def stop(self) -> None:
+        """Stop the throwaway cluster (fast mode); a test that calls this must `start()` it."""
+        self._own_cluster().stop()
+
+    def start(self) -> None:
+        self._own_cluster().start()
+
+    def restart(self) -> None:
+        cluster = self._own_cluster()
+        cluster.stop()
+        cluster.start()
+
+    def ensure_running(self) -> None:
+        """Start the throwaway cluster again if a test left it stopped."""
+        if self.cluster is not None and not self.cluster.running:
+            self.cluster.start()
+
+    def close(self) -> None:
+        """Remove what the session created: its database, or the whole throwaway cluster."""
+        if self.cluster is None:
+            self.drop_database(self.dbname)
+        else:
+            self.cluster.destroy()
+
+    def _own_cluster(self) -> Cluster:
+        if self.cluster is None:
+            import pytest  # here: examples use this module outside pytest
+
+            pytest.skip(
+                "needs the throwaway cluster: the server given by "
+                f"{DSN_VARIABLE}/PGHOST is not the tests' to stop; "
+                f"unset {DSN_VARIABLE}/PGHOST to run this test"
+            )
+        return self.cluster
+
+
+def _identifier(name: str) -> str:
+    return '"{}"'.format(name.replace('"', '""'))
+
+
+def unique_dbname(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+def open_server() -> PgServer:
+    """Return the server the environment names, or a throwaway cluster, with a session database."""
+    dsn = os.environ.get(DSN_VARIABLE)
+    if dsn:
+        return _external_server(dsn, DSN_VARIABLE)
+    if os.environ.get("PGHOST"):
+        return _external_server("", "PGHOST")
+    return _throwaway_server()
+
+
+def _external_server(dsn: str, source: str) -> PgServer:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)  # a malformed value fails here, before any connection attempt
+        # libpq fills in what the string leaves out (PG* variables, defaults, the socket
+        # directory); connecting once reads back what it settled on.
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            info = conn.info
+            # A shared server may serve several test runs at once: each gets its own database.
+            dbname = unique_dbname(SESSION_DBNAME)
+            password = info.password or None
+            server = PgServer(info.host, info.port, info.user, password, dbname, None, info.dbname)
+        server.create_database(server.dbname)
+    except psycopg.Error as exc:
+        raise ServerUnavailable(
+            f"cannot use the server given by {source} (the tests connect to it and create "
+            f"databases): {exc}"
+        ) from exc
+    return server
+
+
+def _throwaway_server() -> PgServer:
+    initdb = shutil.which("initdb")
+    pg_ctl = shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        raise ServerUnavailable(
+            "initdb and pg_ctl are not on PATH, so no throwaway PostgreSQL cluster can be "
+            "started: install PostgreSQL and put its bin directory on PATH (Debian: "
+            "apt-get install postgresql, then /usr/lib/postgresql/<version>/bin), or set "
+            f"{DSN_VARIABLE} to a server the tests may create databases on"
+        )
+    cluster = Cluster(initdb, pg_ctl)
+    try:
+        cluster.init()
+        cluster.start()
+        server = PgServer("127.0.0.1", cluster.port, SERVER_USER, None, SESSION_DBNAME, cluster)
+        server.create_database(server.dbname)
+    except BaseException:
+        cluster.destroy()
+        raise
+    return server
