@@ -60,7 +60,7 @@ def tests(session: nox.Session, django: str) -> None:
         session.skip(reason)
     session.install(
         "-e",
-        f"{CORE}[gevent]",
+        f"{CORE}[gevent,prometheus]",
         "-e",
         str(PSYCOPG3),
         f"Django~={django}.0",
@@ -73,7 +73,7 @@ def tests(session: nox.Session, django: str) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (rules and formatting) and mypy, configured in the root pyproject.toml."""
     check_sibling_pins(session)
-    session.install(*LINT_TOOLS, "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3))
+    session.install(*LINT_TOOLS, "-e", f"{CORE}[gevent,prometheus]", "-e", str(PSYCOPG3))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

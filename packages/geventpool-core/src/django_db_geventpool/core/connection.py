@@ -25,9 +25,19 @@ class Connection(Protocol):
     @property
     def info(self) -> Any: ...
 
+    @property
+    def autocommit(self) -> bool: ...
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None: ...
+
+    def cursor(self) -> Any: ...
+
     def rollback(self) -> None: ...
 
     def close(self) -> None: ...
+
+    def fileno(self) -> int: ...
 
 
 def transaction_status(conn: Connection) -> TransactionStatus:
@@ -35,3 +45,26 @@ def transaction_status(conn: Connection) -> TransactionStatus:
     if conn.closed:
         return TransactionStatus.UNKNOWN
     return TransactionStatus(conn.info.transaction_status)
+
+
+def ping(conn: Connection) -> None:
+    """Check that the server still answers on `!conn`; raise if it doesn't."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    finally:
+        cursor.close()
+    if transaction_status(conn) == TransactionStatus.INTRANS:
+        # Outside autocommit the ping opened a transaction; it must not outlive it.
+        conn.rollback()
+
+
+def run_reset_query(conn: Connection, query: str) -> None:
+    """Run `!query` (such as ``DISCARD ALL``) outside any transaction block."""
+    # Statements like DISCARD ALL refuse to run inside a transaction block.
+    conn.autocommit = True
+    cursor = conn.cursor()
+    try:
+        cursor.execute(query)
+    finally:
+        cursor.close()

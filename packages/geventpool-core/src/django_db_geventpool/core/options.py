@@ -9,12 +9,35 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django_db_geventpool.core.pool import DEFAULT_TIMEOUT
+from django_db_geventpool.core.pool import (
+    DEFAULT_MAX_IDLE_TIME,
+    DEFAULT_MAX_LIFETIME,
+    DEFAULT_PING_AFTER,
+    DEFAULT_TIMEOUT,
+)
 
 #: The ``OPTIONS`` keys that belong to the pool, not to the driver.
-POOL_OPTIONS = ("MAX_CONNS", "REUSE_CONNS", "CHECKOUT_TIMEOUT")
+POOL_OPTIONS = (
+    "MAX_CONNS",
+    "REUSE_CONNS",
+    "CHECKOUT_TIMEOUT",
+    "PING_AFTER",
+    "MAX_LIFETIME",
+    "MAX_IDLE_TIME",
+    "RESET_QUERY",
+    "LEAK_TIMEOUT",
+)
 
 DEFAULT_MAX_CONNS = 4
+
+# What each duration means when set to None.
+_NONE_MEANS = {
+    "CHECKOUT_TIMEOUT": "to wait forever",
+    "PING_AFTER": "to never ping",
+    "MAX_LIFETIME": "to keep connections for ever",
+    "MAX_IDLE_TIME": "to keep idle connections for ever",
+    "LEAK_TIMEOUT": "to turn leak detection off",
+}
 
 
 @dataclass(frozen=True)
@@ -22,6 +45,11 @@ class PoolOptions:
     max_conns: int = DEFAULT_MAX_CONNS
     reuse_conns: int = DEFAULT_MAX_CONNS
     checkout_timeout: float | None = DEFAULT_TIMEOUT
+    ping_after: float | None = DEFAULT_PING_AFTER
+    max_lifetime: float | None = DEFAULT_MAX_LIFETIME
+    max_idle_time: float | None = DEFAULT_MAX_IDLE_TIME
+    reset_query: str | None = None
+    leak_timeout: float | None = None
 
     @classmethod
     def from_settings(cls, alias: str, settings_dict: Mapping[str, Any]) -> PoolOptions:
@@ -59,15 +87,38 @@ class PoolOptions:
                 f"{where}['OPTIONS']['REUSE_CONNS'] is {reuse_conns}: it must be between 0"
                 f" and MAX_CONNS ({max_conns}); it is how many idle connections to keep open"
             )
-        timeout = options.get("CHECKOUT_TIMEOUT", DEFAULT_TIMEOUT)
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-                raise ImproperlyConfigured(
-                    f"{where}['OPTIONS']['CHECKOUT_TIMEOUT'] is {timeout!r}: it must be a"
-                    " number of seconds (0 or more), or None to wait forever"
-                )
-            timeout = float(timeout)
-        return cls(max_conns, reuse_conns, timeout)
+        reset_query = options.get("RESET_QUERY")
+        if reset_query is not None and (
+            not isinstance(reset_query, str) or not reset_query.strip()
+        ):
+            raise ImproperlyConfigured(
+                f"{where}['OPTIONS']['RESET_QUERY'] is {reset_query!r}: it must be an SQL"
+                " statement such as 'DISCARD ALL', or None"
+            )
+        return cls(
+            max_conns=max_conns,
+            reuse_conns=reuse_conns,
+            checkout_timeout=_seconds(where, options, "CHECKOUT_TIMEOUT", DEFAULT_TIMEOUT),
+            ping_after=_seconds(where, options, "PING_AFTER", DEFAULT_PING_AFTER),
+            max_lifetime=_seconds(where, options, "MAX_LIFETIME", DEFAULT_MAX_LIFETIME),
+            max_idle_time=_seconds(where, options, "MAX_IDLE_TIME", DEFAULT_MAX_IDLE_TIME),
+            reset_query=reset_query,
+            leak_timeout=_seconds(where, options, "LEAK_TIMEOUT", None),
+        )
+
+
+def _seconds(
+    where: str, options: Mapping[str, Any], key: str, default: float | None
+) -> float | None:
+    value = options.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ImproperlyConfigured(
+            f"{where}['OPTIONS'][{key!r}] is {value!r}: it must be a number of seconds"
+            f" (0 or more), or None {_NONE_MEANS[key]}"
+        )
+    return float(value)
 
 
 def _integer(where: str, options: Mapping[str, Any], key: str, default: int) -> int:

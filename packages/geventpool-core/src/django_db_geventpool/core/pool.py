@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import monotonic
+from types import FrameType
 from typing import Generic, TypeVar
 
 from django_db_geventpool.core import errors
-from django_db_geventpool.core.connection import Connection, TransactionStatus, transaction_status
+from django_db_geventpool.core.connection import (
+    Connection,
+    TransactionStatus,
+    ping,
+    run_reset_query,
+    transaction_status,
+)
 from django_db_geventpool.core.runtime import Event, Runtime, detect
 
 logger = logging.getLogger("django_db_geventpool")
@@ -19,18 +33,61 @@ ConnT = TypeVar("ConnT", bound=Connection)
 
 #: Default seconds `ConnectionPool.getconn` waits for a connection.
 DEFAULT_TIMEOUT = 30.0
+#: Default seconds after which an idle connection is pinged before it is handed out.
+DEFAULT_PING_AFTER = 10.0
+#: Default seconds a connection lives, give or take `LIFETIME_JITTER`.
+DEFAULT_MAX_LIFETIME = 3600.0
+#: Default seconds a connection may stay idle before it is closed.
+DEFAULT_MAX_IDLE_TIME = 600.0
+#: Lifetimes are shortened by up to this fraction, so connections opened together (at start,
+#: or after a restart) are not all retired at the same moment.
+LIFETIME_JITTER = 0.1
+
+
+# filename, line number, function, source line (looked up only when formatted).
+_FrameTuple = tuple[str, int, str, None]
+
+
+def _caller_stack(limit: int = 32) -> list[_FrameTuple]:
+    """The stack of the pool's caller, cheaply: traceback.extract_stack() costs ten times more."""
+    # Skipping this function, _lend() and getconn().
+    frame: FrameType | None = sys._getframe(3)
+    stack: list[_FrameTuple] = []
+    while frame is not None and len(stack) < limit:
+        code = frame.f_code
+        stack.append((code.co_filename, frame.f_lineno, code.co_name, None))
+        frame = frame.f_back
+    stack.reverse()
+    return stack
+
+
+class _Entry(Generic[ConnT]):
+    """A connection of the pool and what the pool knows about it."""
+
+    __slots__ = ("conn", "expires_at", "idle_since", "lent_at", "reported", "stack", "suspect")
+
+    def __init__(self, conn: ConnT, expires_at: float) -> None:
+        self.conn = conn
+        self.expires_at = expires_at
+        self.idle_since = 0.0
+        self.lent_at = 0.0
+        # Where the connection was taken, kept only when leak detection is on.
+        self.stack: list[_FrameTuple] | None = None
+        self.reported = False
+        # Set when a sibling was found dead: this one is pinged before its next use.
+        self.suspect = False
 
 
 class _Waiter(Generic[ConnT]):
     """A client queued for a connection, served in arrival order."""
 
-    __slots__ = ("conn", "event", "served")
+    __slots__ = ("entry", "event", "served")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self.served = False
         # None when served with a free slot: the waiter opens a connection in it.
-        self.conn: ConnT | None = None
+        self.entry: _Entry[ConnT] | None = None
 
 
 class ConnectionPool(Generic[ConnT]):
@@ -41,6 +98,11 @@ class ConnectionPool(Generic[ConnT]):
     never push the number of server connections over `!max_size`. A client that finds no
     idle connection and no free slot waits in a queue; a connection given back, or a slot
     freed by a connection discarded, goes straight to the client at the head of the queue.
+
+    Connections are checked on the way out without a round trip (their local state), and
+    pinged only when they have been idle for `!ping_after` seconds or a sibling was found
+    dead. They are retired, never while lent, after `!max_lifetime` seconds (shortened by a
+    random jitter) or `!max_idle_time` seconds idle.
     """
 
     def __init__(
@@ -51,6 +113,11 @@ class ConnectionPool(Generic[ConnT]):
         max_size: int = 4,
         max_idle: int | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
+        ping_after: float | None = DEFAULT_PING_AFTER,
+        max_lifetime: float | None = DEFAULT_MAX_LIFETIME,
+        max_idle_time: float | None = DEFAULT_MAX_IDLE_TIME,
+        reset_query: str | None = None,
+        leak_timeout: float | None = None,
         error_base: type[Exception] = Exception,
         runtime: Runtime | None = None,
     ) -> None:
@@ -66,24 +133,38 @@ class ConnectionPool(Generic[ConnT]):
         self.max_size = max_size
         self.max_idle = max_idle
         self.timeout = timeout
+        self.ping_after = ping_after
+        self.max_lifetime = max_lifetime
+        self.max_idle_time = max_idle_time
+        self.reset_query = reset_query
+        self.leak_timeout = leak_timeout
         self.runtime = runtime or detect()
         self._connect = connect
         self._timeout_error = errors.bind(errors.PoolTimeout, error_base)
         self._closed_error = errors.bind(errors.PoolClosed, error_base)
+        self._pid = os.getpid()
 
         self._lock = self.runtime.lock()
-        self._idle: deque[ConnT] = deque()
+        self._idle: deque[_Entry[ConnT]] = deque()
         self._waiting: deque[_Waiter[ConnT]] = deque()
+        # Every connection open, idle or lent, by id(): retired, found and forgotten here.
+        self._entries: dict[int, _Entry[ConnT]] = {}
         # Slots taken: connections open, in use or idle, and connections being opened.
         self._size = 0
         self._closed = False
+        self._watching = False
 
         self._checkouts = 0
+        self._waits = 0
         self._timeouts = 0
         self._opened = 0
         self._closed_count = 0
         self._lost = 0
+        self._retired = 0
+        self._pings = 0
+        self._leaks = 0
         self._wait_time = 0.0
+        self._max_wait = 0.0
 
     def __repr__(self) -> str:
         return (
@@ -115,34 +196,73 @@ class ConnectionPool(Generic[ConnT]):
         `!connect` replaces the pool's own connection factory, if this call has to open a
         connection. Raise `PoolTimeout` after `!timeout` seconds (`!None`: wait forever).
         """
+        now = monotonic()
         with self._lock:
             if self._closed:
                 raise self._closed_error(f"the pool {self.name!r} is closed")
-            conn: ConnT | None
+            stale = self._take_stale(now)
+            entry: _Entry[ConnT] | None
             if self._idle:
-                conn = self._idle.pop()
+                entry = self._idle.pop()
                 self._checkouts += 1
             elif self._size < self.max_size:
                 # Critical section: the slot is taken before connecting, which yields to
                 # other clients; they must see it taken.
                 self._size += 1
                 self._checkouts += 1
-                conn = None
+                entry = None
             else:
                 waiter: _Waiter[ConnT] = _Waiter(self.runtime.event())
                 self._waiting.append(waiter)
-                conn = self._wait(waiter, timeout)
+                entry = self._wait(waiter, timeout)
         # Outside the lock from here on: opening, checking and closing connections yield.
-        if conn is not None:
-            if transaction_status(conn) == TransactionStatus.IDLE:
-                return conn
-            # Known broken while idle (the driver noticed the server went away): open a
-            # new connection in its slot instead.
-            self._close_quietly(conn, lost=True)
-        return self._open(connect or self._connect)
+        for old in stale:
+            self._close(old, retired=True)
+        if entry is not None:
+            if self._usable(entry):
+                return self._lend(entry)
+            # Its slot stays taken: a new connection is opened in it.
+            expired = self._expired(entry, monotonic())
+            self._close(entry, lost=not expired, retired=expired)
+        return self._lend(self._open(connect or self._connect))
 
-    def _wait(self, waiter: _Waiter[ConnT], timeout: float | None) -> ConnT | None:
+    def _usable(self, entry: _Entry[ConnT]) -> bool:
+        """Check a connection about to be lent: locally, and with a round trip if needed."""
+        if transaction_status(entry.conn) != TransactionStatus.IDLE:
+            self._suspect_idle()
+            return False
+        now = monotonic()
+        if self._expired(entry, now):
+            return False
+        if not entry.suspect and (
+            self.ping_after is None or now - entry.idle_since < self.ping_after
+        ):
+            return True
+        self._pings += 1
+        try:
+            ping(entry.conn)
+        except Exception as ex:
+            logger.warning("pool %r: discarding a connection that failed a ping: %s", self.name, ex)
+            self._suspect_idle()
+            return False
+        entry.suspect = False
+        return True
+
+    def _expired(self, entry: _Entry[ConnT], now: float) -> bool:
+        return now >= entry.expires_at
+
+    def _lend(self, entry: _Entry[ConnT]) -> ConnT:
+        entry.lent_at = monotonic()
+        if self.leak_timeout is not None:
+            entry.stack = _caller_stack()
+            entry.reported = False
+            if not self._watching:
+                self._watch_leaks()
+        return entry.conn
+
+    def _wait(self, waiter: _Waiter[ConnT], timeout: float | None) -> _Entry[ConnT] | None:
         """Wait, with the lock held on entry and exit, until `!waiter` is served."""
+        self._waits += 1
         self._lock.release()
         start = monotonic()
         try:
@@ -157,9 +277,10 @@ class ConnectionPool(Generic[ConnT]):
             elapsed = monotonic() - start
         self._lock.acquire()
         self._wait_time += elapsed
+        self._max_wait = max(self._max_wait, elapsed)
         if waiter.served:
             self._checkouts += 1
-            return waiter.conn
+            return waiter.entry
         if self._closed:
             raise self._closed_error(f"the pool {self.name!r} was closed while waiting")
         self._waiting.remove(waiter)
@@ -175,12 +296,16 @@ class ConnectionPool(Generic[ConnT]):
         if not waiter.served:
             if not self._closed:
                 self._waiting.remove(waiter)
-        elif waiter.conn is not None:
-            self._give(waiter.conn)
+        elif waiter.entry is not None:
+            # Never lent: it goes back as it came, without a new idle time.
+            if self._waiting:
+                self._serve(waiter.entry)
+            else:
+                self._idle.append(waiter.entry)
         else:
             self._free_slot()
 
-    def _open(self, connect: Callable[[], ConnT] | None) -> ConnT:
+    def _open(self, connect: Callable[[], ConnT] | None) -> _Entry[ConnT]:
         """Open a connection in a slot already taken; free the slot if that fails."""
         try:
             if connect is None:
@@ -192,28 +317,59 @@ class ConnectionPool(Generic[ConnT]):
             with self._lock:
                 self._free_slot()
             raise
+        lifetime = self.max_lifetime
+        if lifetime is None:
+            expires_at = float("inf")
+        else:
+            expires_at = monotonic() + lifetime * (1 - LIFETIME_JITTER * random.random())
+        entry = _Entry(conn, expires_at)
         with self._lock:
+            self._entries[id(conn)] = entry
             self._opened += 1
         logger.debug(
             "pool %r: opened a connection (%d of %d)", self.name, self._size, self.max_size
         )
-        return conn
+        return entry
 
     def putconn(self, conn: ConnT) -> None:
         """Give back a connection taken with `getconn`.
 
         A connection left in a transaction is rolled back; one that is closed, broken, or
-        was cut in the middle of a query is closed and its slot handed on.
+        was cut in the middle of a query is closed and its slot handed on; one past its
+        lifetime is closed and replaced on demand.
         """
-        if not self._reset(conn):
-            self._close_quietly(conn, lost=True)
-            with self._lock:
-                self._free_slot()
+        entry = self._entries.get(id(conn))
+        if entry is None or entry.conn is not conn:
+            if self._pid != os.getpid():
+                # Lent before a fork and already detached by abandon_after_fork().
+                return
+            raise ValueError(f"the connection {conn!r} doesn't belong to the pool {self.name!r}")
+        now = monotonic()
+        held = now - entry.lent_at
+        if entry.reported:
+            logger.warning(
+                "pool %r: a connection reported as leaked came back after %.1f s", self.name, held
+            )
+        entry.stack = None
+        if not self._reset(entry.conn):
+            if entry.conn.closed:
+                # Broken, not just cut off: the server may have restarted.
+                self._suspect_idle()
+            self._close(entry, lost=True)
+            self._release_slot()
             return
+        if self._expired(entry, now):
+            self._close(entry, retired=True)
+            self._release_slot()
+            return
+        entry.idle_since = now
         with self._lock:
-            to_close = self._give(conn)
-        if to_close is not None:
-            self._close_quietly(to_close)
+            stale = self._take_stale(now)
+            keep = self._give(entry)
+        for old in stale:
+            self._close(old, retired=True)
+        if not keep:
+            self._close(entry)
 
     def _reset(self, conn: ConnT) -> bool:
         """Bring `!conn` back to an idle session; return False if it can't be reused."""
@@ -233,21 +389,34 @@ class ConnectionPool(Generic[ConnT]):
             logger.warning(
                 "pool %r: connection returned in the middle of a query; closing it", self.name
             )
-        return status == TransactionStatus.IDLE
+        if status != TransactionStatus.IDLE:
+            return False
+        if self.reset_query is not None:
+            try:
+                run_reset_query(conn, self.reset_query)
+            except Exception as ex:
+                logger.warning("pool %r: reset query failed: %s", self.name, ex)
+                return False
+        return True
 
-    def _give(self, conn: ConnT) -> ConnT | None:
-        """Hand `!conn` to the next waiter, or keep it idle (lock held).
+    def _give(self, entry: _Entry[ConnT]) -> bool:
+        """Hand `!entry` to the next waiter, or keep it idle (lock held).
 
-        Return it if it should be closed instead (outside the lock: closing may yield).
+        Return False if it should be closed instead (outside the lock: closing may yield);
+        its slot is then already freed.
         """
         if self._waiting:
-            self._serve(conn)
-            return None
+            self._serve(entry)
+            return True
         if not self._closed and len(self._idle) < self.max_idle:
-            self._idle.append(conn)
-            return None
+            self._idle.append(entry)
+            return True
         self._size -= 1
-        return conn
+        return False
+
+    def _release_slot(self) -> None:
+        with self._lock:
+            self._free_slot()
 
     def _free_slot(self) -> None:
         """Hand a slot to the next waiter, which opens a connection in it (lock held)."""
@@ -256,21 +425,43 @@ class ConnectionPool(Generic[ConnT]):
         else:
             self._size -= 1
 
-    def _serve(self, conn: ConnT | None) -> None:
+    def _serve(self, entry: _Entry[ConnT] | None) -> None:
         waiter = self._waiting.popleft()
-        waiter.conn = conn
+        waiter.entry = entry
         waiter.served = True
         waiter.event.set()
 
-    def _close_quietly(self, conn: ConnT, lost: bool = False) -> None:
+    def _take_stale(self, now: float) -> list[_Entry[ConnT]]:
+        """Remove the connections idle for too long, freeing their slots (lock held).
+
+        The idle queue is ordered by return time, so only its oldest end needs looking at.
+        """
+        stale: list[_Entry[ConnT]] = []
+        limit = self.max_idle_time
+        if limit is None:
+            return stale
+        while self._idle and now - self._idle[0].idle_since >= limit:
+            stale.append(self._idle.popleft())
+            self._free_slot()
+        return stale
+
+    def _suspect_idle(self) -> None:
+        """A connection was found dead: the server may have restarted, killing its siblings."""
+        with self._lock:
+            for entry in self._idle:
+                entry.suspect = True
+
+    def _close(self, entry: _Entry[ConnT], lost: bool = False, retired: bool = False) -> None:
+        """Close `!entry`'s connection (its slot is the caller's business)."""
         try:
-            conn.close()
+            entry.conn.close()
         except Exception as ex:
             logger.warning("pool %r: error closing a connection: %s", self.name, ex)
         with self._lock:
+            self._entries.pop(id(entry.conn), None)
             self._closed_count += 1
-            if lost:
-                self._lost += 1
+            self._lost += lost
+            self._retired += retired
 
     def close(self) -> None:
         """Close the idle connections and refuse new checkouts.
@@ -288,10 +479,81 @@ class ConnectionPool(Generic[ConnT]):
         for waiter in waiting:
             # Woken but not served: the waiter raises PoolClosed.
             waiter.event.set()
-        for conn in idle:
-            self._close_quietly(conn)
+        for entry in idle:
+            self._close(entry)
         if idle or waiting:
             logger.info("pool %r closed: %d idle connections closed", self.name, len(idle))
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: let go of the parent's connections without touching them.
+
+        The child shares the parent's sockets. Closing a connection normally would end the
+        parent's session too, and so would letting the garbage collector close it, so each
+        socket is first swapped for /dev/null in this process only.
+        """
+        self._closed = True
+        self._lock = self.runtime.lock()
+        entries = list(self._entries.values())
+        self._entries.clear()
+        self._idle.clear()
+        self._waiting.clear()
+        self._size = 0
+        with open(os.devnull, "wb") as devnull:
+            for entry in entries:
+                try:
+                    os.dup2(devnull.fileno(), entry.conn.fileno())
+                    entry.conn.close()
+                except Exception as ex:
+                    logger.debug(
+                        "pool %r: after fork, couldn't detach a connection: %s", self.name, ex
+                    )
+
+    def _watch_leaks(self) -> None:
+        """Start the watcher that reports connections held longer than `!leak_timeout`."""
+        self._watching = True
+        ref = weakref.ref(self)
+        assert self.leak_timeout is not None
+        interval = min(max(self.leak_timeout / 4, 0.05), 5.0)
+
+        def watch() -> None:
+            while True:
+                # time.sleep is gevent's or eventlet's when patched: this is a greenlet there.
+                time.sleep(interval)
+                pool = ref()
+                if pool is None or pool.closed or pool._pid != os.getpid():
+                    return
+                pool.report_leaks()
+                del pool
+
+        threading.Thread(target=watch, name=f"geventpool-leaks-{self.name}", daemon=True).start()
+
+    def report_leaks(self) -> int:
+        """Log, once each, the connections held longer than `!leak_timeout`; count them."""
+        if self.leak_timeout is None:
+            return 0
+        now = monotonic()
+        with self._lock:
+            leaked = [
+                entry
+                for entry in self._entries.values()
+                if entry.stack is not None
+                and not entry.reported
+                and now - entry.lent_at >= self.leak_timeout
+            ]
+            for entry in leaked:
+                entry.reported = True
+            self._leaks += len(leaked)
+        for entry in leaked:
+            assert entry.stack is not None
+            logger.warning(
+                "pool %r: a connection has been held for %.1f s (LEAK_TIMEOUT is %s s);"
+                " it was taken at:\n%s",
+                self.name,
+                now - entry.lent_at,
+                self.leak_timeout,
+                "".join(traceback.StackSummary.from_list(entry.stack).format()).rstrip(),
+            )
+        return len(leaked)
 
     def stats(self) -> dict[str, int | float]:
         """Return the pool's gauges and counters."""
@@ -305,9 +567,14 @@ class ConnectionPool(Generic[ConnT]):
                 "in_use": self._size - idle,
                 "waiting": len(self._waiting),
                 "checkouts": self._checkouts,
+                "waits": self._waits,
                 "timeouts": self._timeouts,
                 "opened": self._opened,
                 "closed": self._closed_count,
                 "lost": self._lost,
+                "retired": self._retired,
+                "pings": self._pings,
+                "leaks": self._leaks,
                 "wait_seconds": self._wait_time,
+                "max_wait_seconds": self._max_wait,
             }

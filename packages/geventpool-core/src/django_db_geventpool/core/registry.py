@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,11 @@ class PoolEntry:
 def get(alias: str) -> PoolEntry | None:
     """Return the current entry of `!alias`, if any."""
     return _pools.get(alias)
+
+
+def pools() -> dict[str, ConnectionPool[Any]]:
+    """Return the current pool of each alias."""
+    return {alias: entry.pool for alias, entry in list(_pools.items())}
 
 
 def acquire(alias: str, key: object, create: Callable[[], ConnectionPool[Any]]) -> PoolEntry:
@@ -77,3 +83,17 @@ def discard_all() -> None:
 # Idle connections closed at exit end their server sessions cleanly, instead of being
 # dropped by the garbage collector.
 atexit.register(discard_all)
+
+
+def _forget_after_fork() -> None:
+    # The child shares the parent's sockets: it must neither use nor close the parent's
+    # connections. Its pools start empty.
+    global _lock
+    _lock = threading.Lock()
+    entries = list(_pools.values())
+    _pools.clear()
+    for entry in entries:
+        entry.pool.abandon_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
