@@ -12,6 +12,7 @@ from django_db_geventpool.core.creation import DatabaseCreation
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
 from django_db_geventpool.core.pool import ConnectionPool
 from django_db_geventpool.core.runtime import Runtime
+from django_db_geventpool.core.validation import DatabaseValidation
 
 if TYPE_CHECKING:
     from django.db.backends.postgresql.base import DatabaseWrapper as _Base
@@ -28,6 +29,7 @@ class DatabaseWrapperMixin(_Base):
     """
 
     creation_class = DatabaseCreation
+    validation_class = DatabaseValidation
 
     #: Attributes Django's ``get_new_connection()`` sets on the wrapper: a wrapper that is
     #: lent a connection opened by another one gets the values that one computed.
@@ -89,6 +91,11 @@ class DatabaseWrapperMixin(_Base):
             max_size=options.max_conns,
             max_idle=options.reuse_conns,
             timeout=options.checkout_timeout,
+            ping_after=options.ping_after,
+            max_lifetime=options.max_lifetime,
+            max_idle_time=options.max_idle_time,
+            reset_query=options.reset_query,
+            leak_timeout=options.leak_timeout,
             error_base=self.Database.OperationalError,
         )
         self.check_pool_runtime(pool.runtime)
@@ -99,8 +106,10 @@ class DatabaseWrapperMixin(_Base):
 
     def init_connection_state(self) -> None:
         # A reused connection was set up when it was opened: doing it again on every
-        # checkout would cost a round trip or more.
-        if self._geventpool_entry is None or self._geventpool_fresh:
+        # checkout would cost a round trip or more. Unless a reset query (DISCARD ALL)
+        # undid the setup: then the time zone and role are set again.
+        entry = self._geventpool_entry
+        if entry is None or self._geventpool_fresh or entry.pool.reset_query is not None:
             super().init_connection_state()
 
     def _close(self) -> None:
