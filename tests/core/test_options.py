@@ -13,7 +13,28 @@ def options(**opts):
 
 
 def test_defaults_follow_the_old_package():
-    assert options() == PoolOptions(max_conns=4, reuse_conns=4, checkout_timeout=30.0)
+    assert options() == PoolOptions(
+        max_conns=4,
+        reuse_conns=4,
+        checkout_timeout=30.0,
+        ping_after=10.0,
+        max_lifetime=3600.0,
+        max_idle_time=600.0,
+        reset_query=None,
+        leak_timeout=None,
+    )
+
+
+def test_every_duration_accepts_none():
+    keys = ["CHECKOUT_TIMEOUT", "PING_AFTER", "MAX_LIFETIME", "MAX_IDLE_TIME", "LEAK_TIMEOUT"]
+    parsed = options(**dict.fromkeys(keys))
+    assert (
+        parsed.checkout_timeout,
+        parsed.ping_after,
+        parsed.max_lifetime,
+        parsed.max_idle_time,
+        parsed.leak_timeout,
+    ) == (None,) * 5
 
 
 def test_reuse_conns_defaults_to_max_conns():
@@ -40,6 +61,13 @@ def test_checkout_timeout_none_waits_forever():
         ({"REUSE_CONN": 4}, r"did you mean 'REUSE_CONNS'\?"),
         ({"POOL_SIZE": 4}, r"unknown key 'POOL_SIZE': the pool knows MAX_CONNS"),
         ({"pool": True}, r"Django's own connection pool"),
+        ({"PING_AFTER": "10s"}, r"\['PING_AFTER'\] is '10s'.*or None to never ping"),
+        ({"MAX_LIFETIME": -5}, r"or None to keep connections for ever"),
+        ({"MAX_IDLE_TIME": [1]}, r"or None to keep idle connections for ever"),
+        ({"LEAK_TIMEOUT": "60"}, r"or None to turn leak detection off"),
+        ({"RESET_QUERY": ""}, r"\['RESET_QUERY'\] is '': it must be an SQL statement"),
+        ({"RESET_QUERY": 1}, r"such as 'DISCARD ALL', or None"),
+        ({"MAX_LIFETIMES": 5}, r"did you mean 'MAX_LIFETIME'\?"),
     ],
 )
 def test_bad_options_are_refused_with_the_fix(opts, message):

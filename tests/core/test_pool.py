@@ -10,37 +10,14 @@ import pytest
 from django_db_geventpool.core import ConnectionPool, PoolClosed, PoolTimeout
 
 
-@pytest.fixture
-def connect(pg):
-    import psycopg
-
-    opened = []
-
-    def connect():
-        conn = psycopg.connect(pg.conninfo(), autocommit=True, application_name="pooltest")
-        opened.append(conn)
-        return conn
-
-    connect.opened = opened
-    yield connect
-    for conn in opened:
-        conn.close()
-
-
 def server_sessions(pg):
     return pg.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pooltest'")[
         0
     ][0]
 
 
-def make_pool(connect, **kwargs):
-    import psycopg
-
-    return ConnectionPool(connect, error_base=psycopg.OperationalError, **kwargs)
-
-
-def test_threads_share_the_cap_and_wait_their_turn(pg, connect):
-    pool = make_pool(connect, max_size=3)
+def test_threads_share_the_cap_and_wait_their_turn(pg, connect, make_pool):
+    pool = make_pool(max_size=3)
     assert pool.runtime.name == "threads"
     peak = 0
     lock = threading.Lock()
@@ -69,10 +46,10 @@ def test_threads_share_the_cap_and_wait_their_turn(pg, connect):
     assert server_sessions(pg) == 0
 
 
-def test_timeout_names_alias_cap_and_fix(connect):
+def test_timeout_names_alias_cap_and_fix(connect, make_pool):
     import psycopg
 
-    pool = make_pool(connect, name="reports", max_size=2)
+    pool = make_pool(name="reports", max_size=2)
     held = [pool.getconn(), pool.getconn()]
     started = time.monotonic()
     with pytest.raises(PoolTimeout) as info:
@@ -90,7 +67,7 @@ def test_timeout_names_alias_cap_and_fix(connect):
     assert pool.stats()["idle"] == 2
 
 
-def test_failed_connect_frees_its_slot(connect):
+def test_failed_connect_frees_its_slot(connect, make_pool):
     attempts = []
 
     def flaky():
@@ -108,14 +85,14 @@ def test_failed_connect_frees_its_slot(connect):
     pool.putconn(conn)
 
 
-def test_failed_connect_hands_its_slot_to_a_waiter(connect):
+def test_failed_connect_hands_its_slot_to_a_waiter(connect, make_pool):
     gate = threading.Event()
 
     def slow_failure():
         gate.wait()
         raise OSError("refused")
 
-    pool = make_pool(connect, max_size=1)
+    pool = make_pool(max_size=1)
     failures = []
 
     def fail_to_connect():
@@ -143,10 +120,10 @@ def test_failed_connect_hands_its_slot_to_a_waiter(connect):
 
 
 @pytest.mark.parametrize("fail", [False, True])
-def test_transaction_is_rolled_back_on_return(pg, connect, fail):
+def test_transaction_is_rolled_back_on_return(pg, connect, fail, make_pool):
     import psycopg
 
-    pool = make_pool(connect, max_size=1)
+    pool = make_pool(max_size=1)
     conn = pool.getconn()
     conn.autocommit = False
     conn.execute("CREATE TEMPORARY TABLE t (x int)")
@@ -162,10 +139,10 @@ def test_transaction_is_rolled_back_on_return(pg, connect, fail):
     pool.putconn(again)
 
 
-def test_connection_cut_mid_query_is_closed_not_reused(pg, connect):
+def test_connection_cut_mid_query_is_closed_not_reused(pg, connect, make_pool):
     import psycopg
 
-    pool = make_pool(connect, max_size=1)
+    pool = make_pool(max_size=1)
     conn = pool.getconn()
     # As a greenlet killed by gevent.Timeout leaves it: the query sent, the result unread.
     conn.pgconn.send_query(b"SELECT pg_sleep(0.2)")
@@ -178,8 +155,8 @@ def test_connection_cut_mid_query_is_closed_not_reused(pg, connect):
     pool.putconn(fresh)
 
 
-def test_close_refuses_new_work_and_closes_returns(connect):
-    pool = make_pool(connect, max_size=2)
+def test_close_refuses_new_work_and_closes_returns(connect, make_pool):
+    pool = make_pool(max_size=2)
     kept, idle = pool.getconn(), pool.getconn()
     pool.putconn(idle)
     errors = []

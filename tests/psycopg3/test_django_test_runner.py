@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,3 +39,34 @@ def test_manage_py_test_creates_and_destroys_the_test_database(pg, fresh_db, eng
     assert "Ran 3 tests" in output
     assert f"Destroying test database for alias 'default' ('{test_db}')" in output
     assert pg.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [test_db]) == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"MAX_CONNS": "20"}, "['MAX_CONNS'] is '20': it must be an integer"),
+        ({"MAX_CONN": 20}, "unknown key 'MAX_CONN': did you mean 'MAX_CONNS'?"),
+        ({"REUSE_CONNS": 9}, "['REUSE_CONNS'] is 9: it must be between 0 and MAX_CONNS (3)"),
+        ({"pool": True}, "Django's own connection pool"),
+    ],
+)
+def test_manage_py_check_reports_bad_pool_settings(pg, options, message):
+    env = {
+        **os.environ,
+        **pg.env(),
+        "GEVENTPOOL_OPTIONS": json.dumps(options),
+        "DJANGO_SETTINGS_MODULE": "testproject.settings",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "django", "check", "--database", "default"],
+        cwd=TESTS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "(geventpool.E001)" in proc.stderr
+    assert message in proc.stderr

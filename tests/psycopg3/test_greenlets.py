@@ -100,10 +100,7 @@ def test_killed_or_timed_out_waiters_leave_the_pool_whole(env):
 
 @pytest.fixture
 def role(pg):
-    pg.execute(
-        "DO $$ BEGIN CREATE ROLE geventpool_app; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-    )
-    return "geventpool_app"
+    return pg.ensure_role("geventpool_app")
 
 
 def test_django_session_setup_holds_on_new_and_reused_connections(env, role):

@@ -44,6 +44,7 @@ def setup_django(args):
                 "PORT": os.environ["PGPORT"],
                 "CONN_MAX_AGE": 0,
                 "OPTIONS": options,
+                **args.get("database", {}),
             }
         },
         INSTALLED_APPS=["testapp"],

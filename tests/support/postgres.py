@@ -245,6 +245,15 @@ class PgServer:
             cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description is not None else []
 
+    def ensure_role(self, name: str) -> str:
+        """Create the role `!name` unless it exists (roles are shared by the whole server)."""
+        self.execute(
+            "DO $$ BEGIN EXECUTE format('CREATE ROLE %I', "
+            + _literal(name)
+            + "); EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        return name
+
     def create_database(self, name: str) -> None:
         # template0: a fresh database is empty even if the server's template1 is not.
         self.execute(
@@ -290,6 +299,10 @@ class PgServer:
                 f"unset {DSN_VARIABLE}/PGHOST to run this test"
             )
         return self.cluster
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _identifier(name: str) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,18 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 def run_scenario(
-    script: str, scenario: str, env: dict[str, str], timeout: float = 120, **args: Any
+    script: str,
+    scenario: str,
+    env: dict[str, str],
+    timeout: float = 120,
+    expect_stderr: Sequence[str] = (),
+    **args: Any,
 ) -> Any:
     """Run `!scenario` of `!script` and return the JSON it prints.
 
-    Warnings are errors in the child too, and anything it writes to stderr fails the test:
-    a pool that logs a warning in a clean scenario has something to explain.
+    Warnings are errors in the child too, and anything it writes to stderr fails the test,
+    unless the line matches one of the `!expect_stderr` regular expressions: a pool that
+    logs a warning in a clean scenario has something to explain.
     """
     args.setdefault("app", f"{scenario}-{os.getpid()}")
     proc = subprocess.run(
@@ -31,7 +39,12 @@ def run_scenario(
         timeout=timeout,
         check=False,
     )
-    if proc.returncode or proc.stderr:
+    unexpected = [
+        line
+        for line in proc.stderr.splitlines()
+        if not any(re.search(pattern, line) for pattern in expect_stderr)
+    ]
+    if proc.returncode or unexpected:
         pytest.fail(
             f"{script} {scenario} exited with {proc.returncode}\n"
             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}",

@@ -1,5 +1,6 @@
 """Settings of the project that `manage.py test` runs against; the server comes from PG*."""
 
+import json
 import os
 
 SECRET_KEY = "not-secret"
@@ -21,6 +22,8 @@ DATABASES = {
         "OPTIONS": {
             "MAX_CONNS": 3,
             "application_name": os.environ.get("GEVENTPOOL_APP", "testproject"),
+            # Tests of settings validation put their (bad) options here.
+            **json.loads(os.environ.get("GEVENTPOOL_OPTIONS", "{}")),
         },
         "TEST": {"NAME": os.environ.get("GEVENTPOOL_TEST_DB", "test_geventpool")},
     }

@@ -1,0 +1,169 @@
+"""Health checks, lifetimes, reset queries and leak reports, with real psycopg connections."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+
+def backend_pid(conn):
+    return conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+
+def terminate(pg, *pids):
+    for pid in pids:
+        pg.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_fresh_idle_connection_is_lent_without_a_round_trip(make_pool):
+    pool = make_pool(max_size=1, ping_after=60)
+    pool.putconn(pool.getconn())
+    pool.putconn(pool.getconn())
+    assert pool.stats()["pings"] == 0
+
+
+def test_connection_idle_past_ping_after_is_pinged_and_replaced_if_dead(pg, make_pool, caplog):
+    pool = make_pool(max_size=1, ping_after=0.05)
+    conn = pool.getconn()
+    pid = backend_pid(conn)
+    pool.putconn(conn)
+    terminate(pg, pid)
+    time.sleep(0.1)
+    with caplog.at_level(logging.WARNING, "django_db_geventpool"):
+        again = pool.getconn(timeout=5)
+    assert backend_pid(again) != pid
+    stats = pool.stats()
+    assert (stats["pings"], stats["lost"], stats["opened"], stats["open"]) == (1, 1, 2, 1)
+    assert "discarding a connection that failed a ping" in caplog.text
+    pool.putconn(again)
+
+
+def test_a_dead_connection_makes_its_idle_siblings_suspect(pg, make_pool, caplog):
+    # As after a server restart: every idle connection is dead, but none idle long enough
+    # to be pinged. Only the first client to find out pays; the others are pinged first.
+    pool = make_pool(max_size=3, ping_after=None)
+    conns = [pool.getconn() for _ in range(3)]
+    pids = [backend_pid(conn) for conn in conns]
+    for conn in conns:
+        pool.putconn(conn)
+    terminate(pg, *pids)
+    time.sleep(0.1)
+    import psycopg
+
+    first = pool.getconn()
+    with pytest.raises(psycopg.OperationalError):
+        first.execute("SELECT 1")
+    with caplog.at_level(logging.WARNING, "django_db_geventpool"):
+        pool.putconn(first)
+        second, third = pool.getconn(), pool.getconn()
+    assert {backend_pid(second), backend_pid(third)}.isdisjoint(pids)
+    stats = pool.stats()
+    assert stats["lost"] == 3
+    assert stats["pings"] == 2
+    assert stats["open"] == 2
+    pool.putconn(second)
+    pool.putconn(third)
+
+
+def test_connection_past_its_lifetime_is_retired_on_checkout(make_pool):
+    pool = make_pool(max_size=1, max_lifetime=0.1)
+    conn = pool.getconn()
+    pid = backend_pid(conn)
+    pool.putconn(conn)
+    time.sleep(0.15)
+    again = pool.getconn()
+    assert backend_pid(again) != pid
+    assert pool.stats()["retired"] == 1
+    assert pool.stats()["lost"] == 0
+    pool.putconn(again)
+
+
+def test_connection_past_its_lifetime_is_never_taken_from_its_user(make_pool):
+    pool = make_pool(max_size=1, max_lifetime=0.1)
+    conn = pool.getconn()
+    time.sleep(0.15)
+    # Still lent: still usable.
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert not conn.closed
+    pool.putconn(conn)
+    assert conn.closed
+    stats = pool.stats()
+    assert (stats["retired"], stats["open"]) == (1, 0)
+
+
+def test_lifetimes_are_jittered(make_pool):
+    pool = make_pool(max_size=5, max_lifetime=100)
+    conns = [pool.getconn() for _ in range(5)]
+    deadlines = {pool._entries[id(conn)].expires_at for conn in conns}
+    assert len(deadlines) == 5
+    now = time.monotonic()
+    assert all(now + 89 < deadline <= now + 100 for deadline in deadlines)
+    for conn in conns:
+        pool.putconn(conn)
+
+
+def test_connections_idle_too_long_are_closed(pg, make_pool):
+    pool = make_pool(max_size=3, max_idle_time=0.1)
+    conns = [pool.getconn() for _ in range(3)]
+    for conn in conns:
+        pool.putconn(conn)
+    time.sleep(0.15)
+    # The next checkout closes the stale ones and opens what it needs.
+    again = pool.getconn()
+    stats = pool.stats()
+    assert (stats["open"], stats["retired"]) == (1, 3)
+    assert pg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pooltest'"
+    ) == [(1,)]
+    pool.putconn(again)
+
+
+def test_reset_query_keeps_session_state_from_leaking(pg, make_pool):
+    pg.ensure_role("geventpool_other")
+    leaky = make_pool(max_size=1)
+    conn = leaky.getconn()
+    conn.execute("SET ROLE geventpool_other")
+    leaky.putconn(conn)
+    conn = leaky.getconn()
+    # Without a reset query the next user inherits the role: why RESET_QUERY exists.
+    assert conn.execute("SELECT current_user").fetchone() == ("geventpool_other",)
+    leaky.putconn(conn)
+
+    clean = make_pool(max_size=1, reset_query="DISCARD ALL")
+    conn = clean.getconn()
+    conn.execute("SET ROLE geventpool_other")
+    conn.execute("SET application_name = 'changed'")
+    clean.putconn(conn)
+    conn = clean.getconn()
+    assert conn.execute("SELECT current_user").fetchone() == (pg.user,)
+    assert conn.execute("SHOW application_name").fetchone() == ("pooltest",)
+    clean.putconn(conn)
+
+
+def test_leaked_connection_is_reported_with_the_stack_that_took_it(make_pool, caplog):
+    pool = make_pool(max_size=2, leak_timeout=0.1)
+
+    def take_and_forget():
+        return pool.getconn()
+
+    with caplog.at_level(logging.WARNING, "django_db_geventpool"):
+        leaked = take_and_forget()
+        returned = pool.getconn()
+        pool.putconn(returned)
+        deadline = time.monotonic() + 5
+        while pool.stats()["leaks"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pool.putconn(leaked)
+    assert pool.stats()["leaks"] == 1
+    report = next(r for r in caplog.records if "has been held for" in r.getMessage())
+    assert "LEAK_TIMEOUT is 0.1 s" in report.getMessage()
+    assert "take_and_forget" in report.getMessage()
+    assert "came back after" in caplog.text
+
+
+def test_putting_back_a_foreign_connection_is_an_error(connect, make_pool):
+    pool = make_pool(max_size=1)
+    with pytest.raises(ValueError, match="doesn't belong to the pool 'default'"):
+        pool.putconn(connect())

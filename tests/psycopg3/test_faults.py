@@ -1,0 +1,143 @@
+"""The fault suite: what production throws at the pool, observed from the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from support.scenarios import SCRIPTS, run_scenario
+
+
+@pytest.fixture
+def env(pg, fresh_db):
+    return pg.env(fresh_db)
+
+
+def assert_settled(stats, max_conns):
+    """After the load: nothing checked out or waiting, and the counters add up."""
+    assert (stats["in_use"], stats["waiting"]) == (0, 0)
+    assert stats["open"] == stats["idle"] <= max_conns
+    assert stats["opened"] - stats["closed"] == stats["open"]
+
+
+def test_exhausted_pool_times_out_with_a_useful_error(env):
+    result = run_scenario(
+        "faults.py", "exhaustion", env, options={"MAX_CONNS": 1, "CHECKOUT_TIMEOUT": 0.2}
+    )
+    assert result["error"].startswith("couldn't get a connection for 'default' after 0.2")
+    assert "all 1 in use" in result["error"]
+    assert "raise MAX_CONNS or find the code that holds connections" in result["error"]
+    assert result["cause_is_pool_timeout"] is True
+    assert 0.15 < result["waited"] < 5
+    assert result["after_release"] is True
+    assert result["stats"]["timeouts"] == 1
+    assert_settled(result["stats"], 1)
+
+
+def test_query_cut_by_gevent_timeout_never_reaches_the_next_user(env):
+    result = run_scenario(
+        "faults.py",
+        "cut_mid_query",
+        env,
+        options={"MAX_CONNS": 1},
+        expect_stderr=[r"connection returned in the middle of a query; closing it"],
+    )
+    assert result["cut_pid"] is not None
+    assert result["next_pid"] != result["cut_pid"]
+    assert result["stats"]["lost"] == 1
+    assert_settled(result["stats"], 1)
+
+
+def test_forked_child_starts_empty_and_leaves_the_parent_alone(env):
+    result = run_scenario("faults.py", "fork", env, options={"MAX_CONNS": 4})
+    assert result["child_status"] == 0
+    child = result["child"]
+    assert child["stats_at_start"] is None  # no pool inherited
+    assert child["pid"] not in result["parent_pids"] + [result["held_pid"]]
+    assert child["stats"]["opened"] == 1
+    # The child closed its own connection on exit, and none of the parent's.
+    assert result["still_held"] == result["held_pid"]
+    assert set(result["parent_pids_after"]) <= set(result["parent_pids"]) | {result["held_pid"]}
+    assert result["stats"]["lost"] == 0
+    assert_settled(result["stats"], 4)
+
+
+def test_reset_query_stops_set_role_leaking_to_the_next_request(pg, env):
+    role = pg.ensure_role("geventpool_app")
+    other = pg.ensure_role("geventpool_other")
+    result = run_scenario(
+        "faults.py",
+        "reset_role",
+        env,
+        options={"MAX_CONNS": 1, "RESET_QUERY": "DISCARD ALL", "assume_role": role},
+        other_role=other,
+    )
+    assert result["first"][:2] == [role, "UTC"]
+    assert result["escalated"] == other
+    # Same session (MAX_CONNS=1), but DISCARD ALL dropped the role and Django set its own
+    # role and time zone again.
+    assert result["second"] == result["first"]
+    assert result["stats"]["opened"] == 1
+
+
+def test_conn_health_checks_replace_a_connection_killed_while_idle(env):
+    result = run_scenario(
+        "faults.py",
+        "health_checks",
+        env,
+        options={"MAX_CONNS": 1},
+        database={"CONN_HEALTH_CHECKS": True},
+    )
+    assert result["second"] != result["first"]
+    assert result["stats"]["lost"] == 1
+    assert_settled(result["stats"], 1)
+
+
+def test_server_restart_under_load_recovers_within_a_second(pg, env):
+    if not pg.managed:
+        pytest.skip("restarting the server needs the throwaway cluster")
+    args = {"app": "restart", "options": {"MAX_CONNS": 5}, "clients": 20, "seconds": 6, "warmup": 1}
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "error", str(SCRIPTS / "faults.py"), "restart", json.dumps(args)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY"
+        down_at = time.time()
+        pg.restart()
+        up_at = time.time()
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    result = json.loads(stdout.splitlines()[-1])
+    outcomes = result["outcomes"]
+    failures = [at for at, what in outcomes if what != "ok"]
+    assert all(what in {"ok", "OperationalError", "InterfaceError"} for _, what in outcomes)
+    assert [at for at in failures if at < down_at - 0.5] == []  # no errors before the restart
+    # Once the server is back, errors stop within a second, without backoff sleeps.
+    assert max(failures, default=up_at) - up_at < 1.0
+    assert sum(1 for at, what in outcomes if what == "ok" and at > up_at + 1) > 100
+    assert result["after"] <= 5
+    assert_settled(result["stats"], 5)
+
+
+def test_plain_threads_share_the_pool_and_wait_their_turn(env):
+    result = run_scenario(
+        "threads.py", "thread_pool", env, options={"MAX_CONNS": 3}, threads=12, requests=120
+    )
+    assert result["runtime"] == "threads"
+    assert result["peak_in_use"] <= 3
+    assert result["backend_pids"] <= 3
+    assert result["stats"]["checkouts"] == 120
+    assert result["stats"]["waits"] > 0
+    assert_settled(result["stats"], 3)

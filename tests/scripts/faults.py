@@ -1,0 +1,207 @@
+"""Fault scenarios for the pool in production: exhaustion, cut queries, fork, restarts.
+
+Same protocol as green.py, whose import patches the process first: python faults.py
+SCENARIO '{"json": "arguments"}' prints one JSON line.
+"""
+
+import green  # noqa: I001 - first: it monkey-patches before anything imports psycopg
+
+import os
+import sys
+import time
+
+import gevent
+
+from green import pool_stats, scenario, server_connections
+
+
+def backend_pid():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@scenario
+def exhaustion(args):
+    """An exhausted pool makes the next client fail after CHECKOUT_TIMEOUT, not hang."""
+    from django.db import OperationalError
+
+    from django_db_geventpool.core import PoolTimeout
+    from django_db_geventpool.utils import close_connection
+
+    release = gevent.event.Event()
+
+    @close_connection
+    def holder():
+        backend_pid()
+        release.wait()
+
+    @close_connection
+    def latecomer():
+        started = time.monotonic()
+        try:
+            backend_pid()
+        except OperationalError as ex:
+            return {
+                "error": str(ex),
+                "cause_is_pool_timeout": isinstance(ex.__cause__, PoolTimeout),
+                "waited": time.monotonic() - started,
+            }
+        return {"error": None}
+
+    held = gevent.spawn(holder)
+    gevent.sleep(0.05)
+    report = gevent.spawn(latecomer).get()
+    release.set()
+    held.get()
+    report["after_release"] = gevent.spawn(close_connection(backend_pid)).get() is not None
+    report["stats"] = pool_stats()
+    return report
+
+
+@scenario
+def cut_mid_query(args):
+    """A query cut by gevent.Timeout leaves its connection busy: it is closed, not reused."""
+    from django_db_geventpool.utils import close_connection
+
+    @close_connection
+    def impatient():
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+            try:
+                with gevent.Timeout(0.1):
+                    cursor.execute("SELECT pg_sleep(2)")
+            except gevent.Timeout:
+                return pid
+        return None
+
+    cut_pid = gevent.spawn(impatient).get()
+    next_pid = gevent.spawn(close_connection(backend_pid)).get()
+    return {"cut_pid": cut_pid, "next_pid": next_pid, "stats": pool_stats()}
+
+
+@scenario
+def fork(args):
+    """A forked child starts with an empty pool and leaves the parent's sessions alone."""
+    import json
+
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    with close_connection():
+        parent_pids = sorted(gevent.spawn(close_connection(backend_pid)).get() for _ in range(2))
+        held_pid = backend_pid()  # this one stays checked out across the fork
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(read_end)
+            report = {"stats_at_start": pool_stats() if connection.geventpool else None}
+            child_pid = gevent.spawn(close_connection(backend_pid)).get()
+            report["pid"] = child_pid
+            report["stats"] = pool_stats()
+            os.write(write_end, json.dumps(report).encode())
+            os.close(write_end)
+            sys.stdout.flush()
+            os._exit(0)
+        os.close(write_end)
+        _, status = os.waitpid(child, 0)
+        with os.fdopen(read_end) as pipe:
+            child_report = json.loads(pipe.read())
+        # The parent's connection checked out across the fork still works.
+        still_held = backend_pid()
+    after = sorted(gevent.spawn(close_connection(backend_pid)).get() for _ in range(2))
+    return {
+        "parent_pids": parent_pids,
+        "held_pid": held_pid,
+        "still_held": still_held,
+        "parent_pids_after": after,
+        "child": child_report,
+        "child_status": status,
+        "stats": pool_stats(),
+    }
+
+
+@scenario
+def restart(args):
+    """Load while the server restarts: print READY, keep going, report every outcome."""
+    from django.db import DatabaseError
+
+    from django_db_geventpool.utils import close_connection
+
+    outcomes = []
+    stop_at = time.time() + args["seconds"]
+
+    @close_connection
+    def request():
+        try:
+            backend_pid()
+        except DatabaseError as ex:
+            outcomes.append((time.time(), type(ex).__name__))
+        else:
+            outcomes.append((time.time(), "ok"))
+
+    def client():
+        while time.time() < stop_at:
+            request()
+            gevent.sleep(0.005)
+
+    clients = [gevent.spawn(client) for _ in range(args["clients"])]
+    gevent.sleep(args["warmup"])
+    print("READY", flush=True)
+    gevent.joinall(clients, raise_error=True)
+    return {
+        "outcomes": outcomes,
+        "after": server_connections(args["app"]),
+        "stats": pool_stats(),
+    }
+
+
+@scenario
+def reset_role(args):
+    """With RESET_QUERY, a SET ROLE made by one request never reaches the next one."""
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    @close_connection
+    def escalate():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET ROLE {connection.ops.quote_name(args['other_role'])}")
+            cursor.execute("SELECT current_user")
+            return cursor.fetchone()[0]
+
+    @close_connection
+    def next_request():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user, current_setting('TimeZone'), pg_backend_pid()")
+            return list(cursor.fetchone())
+
+    first = gevent.spawn(next_request).get()
+    escalated = gevent.spawn(escalate).get()
+    second = gevent.spawn(next_request).get()
+    return {"first": first, "escalated": escalated, "second": second, "stats": pool_stats()}
+
+
+@scenario
+def health_checks(args):
+    """CONN_HEALTH_CHECKS: a reused connection killed while idle is replaced before use."""
+    import psycopg
+
+    from django_db_geventpool.utils import close_connection
+
+    first = gevent.spawn(close_connection(backend_pid)).get()
+    with psycopg.connect(autocommit=True, application_name="observer") as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [first])
+    gevent.sleep(0.1)
+    second = gevent.spawn(close_connection(backend_pid)).get()
+    return {"first": first, "second": second, "stats": pool_stats()}
+
+
+if __name__ == "__main__":
+    green.main()
