@@ -118,6 +118,7 @@ class ConnectionPool(Generic[ConnT]):
         max_idle_time: float | None = DEFAULT_MAX_IDLE_TIME,
         reset_query: str | None = None,
         leak_timeout: float | None = None,
+        transaction_status: Callable[[ConnT], int] = transaction_status,
         error_base: type[Exception] = Exception,
         runtime: Runtime | None = None,
     ) -> None:
@@ -140,6 +141,7 @@ class ConnectionPool(Generic[ConnT]):
         self.leak_timeout = leak_timeout
         self.runtime = runtime or detect()
         self._connect = connect
+        self._status = transaction_status
         self._timeout_error = errors.bind(errors.PoolTimeout, error_base)
         self._closed_error = errors.bind(errors.PoolClosed, error_base)
         self._pid = os.getpid()
@@ -228,7 +230,7 @@ class ConnectionPool(Generic[ConnT]):
 
     def _usable(self, entry: _Entry[ConnT]) -> bool:
         """Check a connection about to be lent: locally, and with a round trip if needed."""
-        if transaction_status(entry.conn) != TransactionStatus.IDLE:
+        if self._status(entry.conn) != TransactionStatus.IDLE:
             self._suspect_idle()
             return False
         now = monotonic()
@@ -373,7 +375,7 @@ class ConnectionPool(Generic[ConnT]):
 
     def _reset(self, conn: ConnT) -> bool:
         """Bring `!conn` back to an idle session; return False if it can't be reused."""
-        status = transaction_status(conn)
+        status = self._status(conn)
         if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             try:
                 conn.rollback()
@@ -382,7 +384,7 @@ class ConnectionPool(Generic[ConnT]):
                     "pool %r: rollback of a returned connection failed: %s", self.name, ex
                 )
                 return False
-            status = transaction_status(conn)
+            status = self._status(conn)
         elif status == TransactionStatus.ACTIVE:
             # A query is still running (the client was cut off by a timeout): only closing
             # the connection stops it from reaching the next user.
@@ -532,27 +534,30 @@ class ConnectionPool(Generic[ConnT]):
         if self.leak_timeout is None:
             return 0
         now = monotonic()
+        leaked: list[tuple[float, list[_FrameTuple]]] = []
         with self._lock:
-            leaked = [
-                entry
-                for entry in self._entries.values()
-                if entry.stack is not None
-                and not entry.reported
-                and now - entry.lent_at >= self.leak_timeout
-            ]
-            for entry in leaked:
-                entry.reported = True
-            self._leaks += len(leaked)
-        for entry in leaked:
-            assert entry.stack is not None
+            for entry in self._entries.values():
+                # Read once: putconn() may clear it meanwhile, outside the lock.
+                stack = entry.stack
+                if (
+                    stack is not None
+                    and not entry.reported
+                    and now - entry.lent_at >= self.leak_timeout
+                ):
+                    entry.reported = True
+                    leaked.append((now - entry.lent_at, stack))
+        for held, stack in leaked:
             logger.warning(
                 "pool %r: a connection has been held for %.1f s (LEAK_TIMEOUT is %s s);"
                 " it was taken at:\n%s",
                 self.name,
-                now - entry.lent_at,
+                held,
                 self.leak_timeout,
-                "".join(traceback.StackSummary.from_list(entry.stack).format()).rstrip(),
+                "".join(traceback.StackSummary.from_list(stack).format()).rstrip(),
             )
+        # Counted once logged: whoever sees the count can find the report.
+        with self._lock:
+            self._leaks += len(leaked)
         return len(leaked)
 
     def stats(self) -> dict[str, int | float]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import NO_DB_ALIAS
 
 from django_db_geventpool.core import registry
+from django_db_geventpool.core.connection import transaction_status
 from django_db_geventpool.core.creation import DatabaseCreation
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
 from django_db_geventpool.core.pool import ConnectionPool
@@ -36,6 +38,9 @@ class DatabaseWrapperMixin(_Base):
     pooled_wrapper_attributes: tuple[str, ...] = ("isolation_level",)
 
     connection: Any
+
+    #: Reads a connection's TransactionStatus locally; a driver may offer a faster one.
+    pool_transaction_status: Callable[[Any], int] = staticmethod(transaction_status)
 
     # The pool the current connection was taken from, None if not pooled.
     _geventpool_entry: registry.PoolEntry | None = None
@@ -96,6 +101,7 @@ class DatabaseWrapperMixin(_Base):
             max_idle_time=options.max_idle_time,
             reset_query=options.reset_query,
             leak_timeout=options.leak_timeout,
+            transaction_status=self.pool_transaction_status,
             error_base=self.Database.OperationalError,
         )
         self.check_pool_runtime(pool.runtime)
