@@ -7,9 +7,13 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
 from django_db_geventpool.core.pool import ConnectionPool
+
+if TYPE_CHECKING:
+    # Only for the type checker: typing.TypeGuard is new in 3.10, and PyPy 3.9 runs the core.
+    from typing import TypeGuard
 
 # Held only while looking up or replacing an entry, never across a switch, so it needs
 # no green version even when created before monkey-patching.

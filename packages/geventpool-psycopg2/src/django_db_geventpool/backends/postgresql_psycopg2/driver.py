@@ -1,0 +1,80 @@
+"""Which psycopg2 the process uses, and Django's PostgreSQL backend bound to it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+from django.core.exceptions import ImproperlyConfigured
+
+ENGINE = "django_db_geventpool.backends.postgresql_psycopg2"
+
+
+def load() -> ModuleType:
+    """Return the ``psycopg2`` module: psycopg2 itself, else psycopg2cffi registered as it."""
+    loaded = sys.modules.get("psycopg2")
+    # psycopg2cffi registered by someone else still needs the additions Django relies on.
+    if loaded is None or loaded.__name__ != "psycopg2cffi":
+        try:
+            import psycopg2
+        except ImportError:
+            pass
+        else:
+            if getattr(psycopg2, "__file__", None) is not None:
+                return psycopg2
+            # A directory named psycopg2 on sys.path (a test folder, say) imported as a
+            # namespace package: it is not the driver.
+            del sys.modules["psycopg2"]
+    try:
+        from django_db_geventpool.backends.postgresql_psycopg2 import cffi_compat
+
+        return cffi_compat.register()
+    except ImportError:
+        raise ImproperlyConfigured(
+            f"{ENGINE} needs psycopg2: install it with `pip install geventpool-psycopg2`"
+            " (psycopg2-binary on CPython, psycopg2cffi on PyPy)"
+        ) from None
+
+
+def django_backend() -> ModuleType:
+    """Return ``django.db.backends.postgresql.base``, made sure to run on psycopg2.
+
+    Django's backend picks psycopg 3 whenever it can import it, once, when first imported.
+    Loaded here first, it is loaded with psycopg 3 out of sight, so a process that has both
+    drivers installed uses psycopg2 as this ENGINE asks. Loaded earlier by something else,
+    it can't change drivers any more: that is refused now rather than failing on each query.
+    """
+    if "django.db.backends.postgresql.psycopg_any" not in sys.modules:
+        load()
+        with _psycopg3_hidden():
+            from django.db.backends.postgresql import base
+    else:
+        from django.db.backends.postgresql import base
+    backend: ModuleType = base
+    if backend.is_psycopg3:
+        raise ImproperlyConfigured(
+            f"{ENGINE} can't run: Django's PostgreSQL backend was already loaded with"
+            " psycopg 3, and a process can only use one of the two drivers. It is loaded"
+            " early by 'django.contrib.postgres' in INSTALLED_APPS and by any database whose"
+            " ENGINE uses psycopg 3. Uninstall psycopg 3 (`pip uninstall psycopg"
+            " psycopg-binary`), or use django_db_geventpool.backends.postgresql_psycopg3"
+            " for every database"
+        )
+    return backend
+
+
+@contextmanager
+def _psycopg3_hidden() -> Iterator[None]:
+    # None in sys.modules makes `import psycopg` raise ImportError; modules that already
+    # imported psycopg keep their reference.
+    saved = sys.modules.get("psycopg")
+    sys.modules["psycopg"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if saved is None:
+            del sys.modules["psycopg"]
+        else:
+            sys.modules["psycopg"] = saved

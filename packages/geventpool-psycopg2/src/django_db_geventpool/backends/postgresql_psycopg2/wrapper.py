@@ -1,0 +1,44 @@
+"""What the pool needs to know about psycopg2, as a mixin for any Django wrapper on it.
+
+The plain PostgreSQL backend and the PostGIS one both put `Psycopg2Mixin` before their
+Django wrapper class, so the psycopg2 specifics live here once. Importing this module makes
+Django's PostgreSQL backend load psycopg2 (`postgresql`), even where psycopg 3 is installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from django_db_geventpool.backends.postgresql_psycopg2 import driver, green
+
+# Before the core's wrapper: it imports Django's PostgreSQL modules, which would pick
+# psycopg 3 if it is installed too.
+postgresql: Any = driver.django_backend()
+
+from django_db_geventpool.core.connection import TransactionStatus  # noqa: E402
+from django_db_geventpool.core.runtime import Runtime  # noqa: E402
+from django_db_geventpool.core.wrapper import DatabaseWrapperMixin  # noqa: E402
+
+
+def transaction_status(conn: Any) -> int:
+    """The connection's transaction status, without building a ``connection.info``.
+
+    About 0.08 us a read instead of 0.21 us (psycopg2 2.9, CPython 3.12, timeit); psycopg2cffi
+    has the same method.
+    """
+    if conn.closed:
+        return TransactionStatus.UNKNOWN
+    status: int = conn.get_transaction_status()
+    return status
+
+
+class Psycopg2Mixin(DatabaseWrapperMixin):
+    """The pool mixin, plus the check that psycopg2 has a wait callback for the runtime."""
+
+    pool_transaction_status = staticmethod(transaction_status)
+
+    def check_pool_runtime(self, runtime: Runtime) -> None:
+        action = getattr(settings, green.CHECK_SETTING, "error")
+        green.check_wait_callback(self.alias, runtime, action)
