@@ -1,0 +1,1 @@
+"""GeoDjango's PostGIS backend, with connections from the geventpool pool."""
