@@ -64,7 +64,7 @@ class DatabaseWrapperMixin(_Base):
             # Django's maintenance connections (to the 'postgres' database) are short-lived.
             return super().get_new_connection(conn_params)
         options = self.settings_dict["OPTIONS"]
-        key = (conn_params, tuple(options.get(name) for name in POOL_OPTIONS))
+        key = (conn_params, tuple(map(options.get, POOL_OPTIONS)))
         entry = registry.acquire(self.alias, key, self._create_geventpool)
         self._geventpool_fresh = False
         conn = entry.pool.getconn(
@@ -117,6 +117,17 @@ class DatabaseWrapperMixin(_Base):
         entry = self._geventpool_entry
         if entry is None or self._geventpool_fresh or entry.pool.reset_query is not None:
             super().init_connection_state()
+        elif self._geventpool_timezone_differs():
+            # The connection's time zone is not the one this wrapper wants: a user ran
+            # SET TIME ZONE, or TIME_ZONE changed since (override_settings).
+            super().init_connection_state()
+
+    def _geventpool_timezone_differs(self) -> bool:
+        # No round trip: the driver keeps the TimeZone the server last reported. Not
+        # Django's ensure_timezone(), which closes the pool on Django >= 5.1.
+        wanted = self.timezone_name
+        current: str | None = self.connection.info.parameter_status("TimeZone")
+        return bool(wanted) and current != wanted
 
     def _close(self) -> None:
         entry = self._geventpool_entry
