@@ -1,21 +1,24 @@
-"""Scenarios run under gevent in a subprocess, patched before anything imports psycopg.
+"""Scenarios run on greenlets in a subprocess, patched before anything imports the driver.
 
 Usage: python green.py SCENARIO '{"json": "arguments"}'. The connection comes from the PG*
-environment variables; the result is printed as one JSON line on stdout.
+environment variables, the runtime (gevent or eventlet) and the driver (psycopg3 or psycopg2)
+from GEVENTPOOL_RUNTIME and GEVENTPOOL_DRIVER (see cell.py); the result is printed as one JSON
+line on stdout.
 """
 
-from gevent import monkey
+# First: cell.patch() monkey-patches before anything imports a driver.
+import cell
 
-monkey.patch_all()
+cell.patch()
 
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import gevent  # noqa: E402
+from cell import green, observer, query_one  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,23 +34,17 @@ def setup_django(args):
     import django
     from django.conf import settings
 
+    from support.databases import database_from_env
+
     options = {"application_name": args["app"]}
     options.update(args.get("options", {}))
     settings.configure(
         DATABASES={
-            "default": {
-                "ENGINE": args.get("engine", "django_db_geventpool.backends.postgresql_psycopg3"),
-                "NAME": os.environ["PGDATABASE"],
-                "USER": os.environ["PGUSER"],
-                "PASSWORD": os.environ.get("PGPASSWORD", ""),
-                "HOST": os.environ["PGHOST"],
-                "PORT": os.environ["PGPORT"],
-                "CONN_MAX_AGE": 0,
-                "OPTIONS": options,
-                **args.get("database", {}),
-            }
+            "default": database_from_env(
+                args.get("engine", cell.ENGINE), OPTIONS=options, **args.get("database", {})
+            )
         },
-        INSTALLED_APPS=["testapp"],
+        INSTALLED_APPS=args.get("apps", ["testapp"]),
         USE_TZ=True,
         TIME_ZONE="Europe/Paris",
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
@@ -57,40 +54,38 @@ def setup_django(args):
 
 def server_connections(app):
     """Count the server's sessions of this scenario, on a connection outside the pool."""
-    import psycopg
+    conn = observer()
+    try:
+        return query_one(conn, COUNT_SESSIONS, [app])
+    finally:
+        conn.close()
 
-    with psycopg.connect(autocommit=True, application_name="observer") as conn:
-        return conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]
-        ).fetchone()[0]
+
+COUNT_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
 
 
 class Sampler:
     """Sample the scenario's server sessions every few milliseconds, in a greenlet."""
 
     def __init__(self, app):
-        import psycopg
-
         self.app = app
         self.peak = 0
         self.samples = 0
-        self._conn = psycopg.connect(autocommit=True, application_name="observer")
-        self._greenlet = gevent.spawn(self._run)
+        self._conn = observer()
+        self._stopping = False
+        self._greenlet = green.spawn(self._run)
 
     def _run(self):
-        while True:
-            count = self._conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                [self.app],
-            ).fetchone()[0]
+        while not self._stopping:
+            count = query_one(self._conn, COUNT_SESSIONS, [self.app])
             self.peak = max(self.peak, count)
             self.samples += 1
-            gevent.sleep(0.003)
+            green.sleep(0.003)
 
     def stop(self):
         # Not killed mid-query: that would leave the observer connection busy.
-        gevent.sleep(0.01)
-        self._greenlet.kill(block=True)
+        self._stopping = True
+        green.result(self._greenlet)
         self._conn.close()
         return {"peak": self.peak, "samples": self.samples}
 
@@ -115,13 +110,13 @@ def herd(args):
             return cursor.fetchone()[0]
 
     sampler = Sampler(args["app"])
-    greenlets = [gevent.spawn(request) for _ in range(args["greenlets"])]
-    gevent.joinall(greenlets, raise_error=True)
+    greenlets = [green.spawn(request) for _ in range(args["greenlets"])]
+    green.joinall(greenlets)
     sampled = sampler.stop()
     return {
         "sampled_peak": sampled["peak"],
         "samples": sampled["samples"],
-        "backend_pids": len({g.value for g in greenlets}),
+        "backend_pids": len({green.result(g) for g in greenlets}),
         "after": server_connections(args["app"]),
         "stats": pool_stats(),
     }
@@ -135,7 +130,7 @@ def fifo(args):
     from django_db_geventpool.utils import close_connection
 
     served = []
-    release = gevent.event.Event()
+    release = threading.Event()
 
     @close_connection
     def holder():
@@ -148,30 +143,29 @@ def fifo(args):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             served.append(i)
-        gevent.sleep(0.005)
+        green.sleep(0.005)
 
-    first = gevent.spawn(holder)
-    gevent.sleep(0.05)
+    first = green.spawn(holder)
+    green.sleep(0.05)
     waiters = []
     for i in range(args["waiters"]):
-        waiters.append(gevent.spawn(waiter, i))
-        gevent.sleep(0.002)
+        waiters.append(green.spawn(waiter, i))
+        green.sleep(0.002)
     waiting = pool_stats()["waiting"]
     release.set()
-    gevent.joinall([first, *waiters], raise_error=True)
+    green.joinall([first, *waiters])
     return {"served": served, "waiting_before_release": waiting, "stats": pool_stats()}
 
 
 @scenario
 def killed(args):
     """Connections killed on the server free their slots for the clients queued behind."""
-    import psycopg
     from django.db import OperationalError, connection
 
     from django_db_geventpool.utils import close_connection
 
-    holders_ready = gevent.event.Event()
-    go_on = gevent.event.Event()
+    holders_ready = threading.Event()
+    go_on = threading.Event()
     pids = []
     outcomes = {}
 
@@ -195,16 +189,19 @@ def killed(args):
             cursor.execute("SELECT pg_backend_pid()")
             outcomes[f"waiter{i}"] = cursor.fetchone()[0]
 
-    holders = [gevent.spawn(holder, i) for i in range(args["max_conns"])]
+    holders = [green.spawn(holder, i) for i in range(args["max_conns"])]
     holders_ready.wait(timeout=10)
-    waiters = [gevent.spawn(waiter, i) for i in range(args["waiters"])]
-    gevent.sleep(0.05)
+    waiters = [green.spawn(waiter, i) for i in range(args["waiters"])]
+    green.sleep(0.05)
     waiting = pool_stats()["waiting"]
-    with psycopg.connect(autocommit=True, application_name="observer") as admin:
+    admin = observer()
+    try:
         for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            query_one(admin, "SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        admin.close()
     go_on.set()
-    gevent.joinall([*holders, *waiters], raise_error=True, timeout=20)
+    green.joinall([*holders, *waiters], timeout=20)
     return {
         "killed_pids": pids,
         "waiting_before_kill": waiting,
@@ -255,10 +252,10 @@ def returned_in_transaction(args):
             "rows": Event.objects.filter(name="uncommitted").count(),
         }
 
-    report["open_pid"] = gevent.spawn(abandon_open_transaction).get()
-    report["after_open"] = gevent.spawn(next_user).get()
-    report["failed_pid"] = gevent.spawn(abandon_failed_transaction).get()
-    report["after_failed"] = gevent.spawn(next_user).get()
+    report["open_pid"] = green.result(green.spawn(abandon_open_transaction))
+    report["after_open"] = green.result(green.spawn(next_user))
+    report["failed_pid"] = green.result(green.spawn(abandon_failed_transaction))
+    report["after_failed"] = green.result(green.spawn(next_user))
     report["stats"] = pool_stats()
     return report
 
@@ -292,10 +289,10 @@ def orm(args):
             "found": found,
         }
 
-    greenlets = [gevent.spawn(round_trip, i) for i in range(args["greenlets"])]
-    gevent.joinall(greenlets, raise_error=True)
+    greenlets = [green.spawn(round_trip, i) for i in range(args["greenlets"])]
+    green.joinall(greenlets)
     return {
-        "results": [g.value for g in greenlets],
+        "results": [green.result(g) for g in greenlets],
         "total": Event.objects.count(),
         "stats": pool_stats(),
     }
@@ -318,27 +315,27 @@ def abandoned_waiters(args):
 
     report = {}
     # Killed while queued.
-    killed = gevent.spawn(wait_for_it)
-    gevent.sleep(0.01)
+    killed = green.spawn(wait_for_it)
+    green.sleep(0.01)
     report["queued_before_kill"] = pool.stats()["waiting"]
-    killed.kill(block=True)
+    green.kill(killed)
     report["queued_after_kill"] = pool.stats()["waiting"]
-    # Timed out by gevent.Timeout while queued.
+    # Timed out by the runtime's Timeout while queued.
     try:
-        with gevent.Timeout(0.05):
+        with green.Timeout(0.05):
             pool.getconn(timeout=10)
-    except gevent.Timeout:
-        report["gevent_timeout"] = True
+    except green.Timeout:
+        report["runtime_timeout"] = True
     report["queued_after_timeout"] = pool.stats()["waiting"]
     # Served, then killed before it could run: the connection it was handed goes back.
-    served_then_killed = gevent.spawn(wait_for_it)
-    gevent.sleep(0.01)
+    served_then_killed = green.spawn(wait_for_it)
+    green.sleep(0.01)
     pool.putconn(conn)
-    served_then_killed.kill(block=True)
+    green.kill(served_then_killed)
     report["after_served_kill"] = pool.stats()
     # And the pool still works.
     with pool.connection() as again:
-        report["works"] = again.execute("SELECT 1").fetchone()[0] == 1
+        report["works"] = query_one(again, "SELECT 1") == 1
     report["stats"] = pool.stats()
     return report
 
@@ -361,8 +358,8 @@ def session_setup(args):
             pid, tz, user, isolation = cursor.fetchone()
         return {"pid": pid, "tz": tz, "user": user, "isolation": isolation}
 
-    first = gevent.spawn(settings_seen).get()
-    second = gevent.spawn(settings_seen).get()
+    first = green.result(green.spawn(settings_seen))
+    second = green.result(green.spawn(settings_seen))
     return {"first": first, "second": second, "stats": pool_stats()}
 
 
@@ -387,7 +384,7 @@ def close_connection_forms(args):
         query()
         raise LookupError("raised inside")
 
-    report = {"returned": gevent.spawn(decorated).get()}
+    report = {"returned": green.result(green.spawn(decorated))}
     report["in_use_after_decorator"] = pool_stats()["in_use"]
 
     def call_failing():
@@ -396,7 +393,7 @@ def close_connection_forms(args):
         except LookupError as ex:
             return str(ex)
 
-    report["raised"] = gevent.spawn(call_failing).get()
+    report["raised"] = green.result(green.spawn(call_failing))
     report["in_use_after_error"] = pool_stats()["in_use"]
 
     def in_block():
@@ -405,7 +402,7 @@ def close_connection_forms(args):
             in_use = pool_stats()["in_use"]
         return value, in_use
 
-    report["block"] = gevent.spawn(in_block).get()
+    report["block"] = green.result(green.spawn(in_block))
     report["in_use_after_block"] = pool_stats()["in_use"]
     report["checkouts"] = pool_stats()["checkouts"]
     return report
@@ -435,7 +432,19 @@ def main():
     started = time.monotonic()
     result = SCENARIOS[name](args)
     result["elapsed"] = time.monotonic() - started
+    result["cell"] = cell_seen()
     print(json.dumps(result))
+
+
+def cell_seen():
+    """The runtime the pool detected and the driver module Django loaded, as they were."""
+    from django.db import connection
+
+    pool = connection.geventpool
+    return {
+        "runtime": pool.runtime.name if pool is not None else None,
+        "driver": connection.Database.__name__,
+    }
 
 
 if __name__ == "__main__":

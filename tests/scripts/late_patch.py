@@ -1,24 +1,18 @@
 """psycopg imported before monkey-patching: the first connection must refuse to run."""
 
 import json
-import os
 import sys
+from pathlib import Path
 
 import django
 from django.conf import settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from support.databases import database_from_env
+
 settings.configure(
-    DATABASES={
-        "default": {
-            "ENGINE": "django_db_geventpool.backends.postgresql_psycopg3",
-            "NAME": os.environ["PGDATABASE"],
-            "USER": os.environ["PGUSER"],
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "HOST": os.environ["PGHOST"],
-            "PORT": os.environ["PGPORT"],
-            "CONN_MAX_AGE": 0,
-        }
-    }
+    DATABASES={"default": database_from_env("django_db_geventpool.backends.postgresql_psycopg3")}
 )
 django.setup()
 

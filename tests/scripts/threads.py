@@ -4,7 +4,6 @@ Same protocol as green.py: python threads.py SCENARIO '{"json": "arguments"}'.
 """
 
 import json
-import os
 import sys
 import threading
 import time
@@ -22,18 +21,14 @@ def setup_django(args):
     import django
     from django.conf import settings
 
+    from support.databases import database_from_env
+
     settings.configure(
         DATABASES={
-            "default": {
-                "ENGINE": "django_db_geventpool.backends.postgresql_psycopg3",
-                "NAME": os.environ["PGDATABASE"],
-                "USER": os.environ["PGUSER"],
-                "PASSWORD": os.environ.get("PGPASSWORD", ""),
-                "HOST": os.environ["PGHOST"],
-                "PORT": os.environ["PGPORT"],
-                "CONN_MAX_AGE": 0,
-                "OPTIONS": {"application_name": args["app"], **args["options"]},
-            }
+            "default": database_from_env(
+                "django_db_geventpool.backends.postgresql_psycopg3",
+                OPTIONS={"application_name": args["app"], **args["options"]},
+            )
         },
         USE_TZ=True,
     )
