@@ -1,0 +1,58 @@
+"""Count a client's server connections in pg_stat_activity, in a background thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+
+class ConnectionSampler:
+    """Sample how many backends carry `application_name`, every `interval` seconds.
+
+    It runs in an OS thread with its own connection, so the process being measured pays
+    nothing for it; connections opened and closed between two samples can be missed, which
+    is why the interval is short.
+    """
+
+    def __init__(self, conninfo: str, application_name: str, interval: float = 0.005) -> None:
+        self.conninfo = conninfo
+        self.application_name = application_name
+        self.interval = interval
+        #: (time.monotonic(), connections) pairs.
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._error: BaseException | None = None
+
+    @property
+    def latest(self) -> int:
+        return self.samples[-1][1] if self.samples else 0
+
+    @property
+    def peak(self) -> int:
+        return max((count for _, count in self.samples), default=0)
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError("sampling pg_stat_activity failed") from self._error
+
+    def _run(self) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+                while not self._stop.is_set():
+                    row = conn.execute(query, [self.application_name]).fetchone()
+                    count = row[0] if row else 0
+                    self.samples.append((time.monotonic(), count))
+                    self._stop.wait(self.interval)
+        except BaseException as exc:
+            self._error = exc

@@ -1,0 +1,193 @@
+"""The demo: a Django site under gunicorn's gevent workers, loaded over HTTP, on geventpool
+and then on Django's own backend, with the server connections each one opens.
+
+    python3 -m nox -s demo                                # about 30 seconds
+    python3 -m nox -s demo -- --plot docs/connections.png # regenerate the README's plot
+
+It starts a throwaway PostgreSQL (or uses GEVENTPOOL_TEST_DSN / PG*, as the tests do),
+serves demo/demoproject with gunicorn, sends the same HTTP load to each backend in turn while
+sampling pg_stat_activity, prints a report and writes a PNG of connections over time.
+Everything it starts is stopped on the way out, Ctrl-C included.
+"""
+
+from gevent import monkey
+
+# The load generator and the sampler are greenlets: patch before psycopg is imported.
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# The pg_stat_activity sampler is the benchmark's; the server is the tests' throwaway cluster.
+sys.path[:0] = [str(HERE), str(ROOT / "bench"), str(ROOT / "tests")]
+
+from load import LoadResult, run_load  # noqa: E402
+from plot import Series, plot_connections  # noqa: E402
+from sampler import ConnectionSampler  # noqa: E402
+from support.postgres import PgServer, open_server  # noqa: E402
+from webserver import Gunicorn  # noqa: E402
+
+
+@dataclass
+class Backend:
+    name: str  # DEMO_BACKEND in demoproject/settings.py
+    label: str
+    color: str
+
+
+BACKENDS = [
+    Backend("geventpool", "geventpool", "tab:blue"),
+    Backend("django", "Django, CONN_MAX_AGE=0", "tab:orange"),
+]
+
+
+@dataclass
+class Outcome:
+    backend: Backend
+    load: LoadResult
+    samples: list[tuple[float, int]]  # seconds since the load started, connections
+
+    @property
+    def peak(self) -> int:
+        return max((count for _, count in self.samples), default=0)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=200, help="concurrent HTTP clients")
+    parser.add_argument("--seconds", type=float, default=8.0, help="load time per backend")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--max-conns", type=int, default=10, help="MAX_CONNS per worker")
+    parser.add_argument("--query-ms", type=float, default=5.0, help="server time per request")
+    parser.add_argument(
+        "--max-requests", type=int, default=200_000, help="stop a run after this many"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=ROOT / "build" / "demo" / "connections.png",
+        help="where to write the PNG",
+    )
+    parser.add_argument("--quick", action="store_true", help="100 clients, 2 s per backend")
+    args = parser.parse_args()
+    if args.quick:
+        args.clients, args.seconds = 100, 2.0
+    return args
+
+
+def progress(
+    label: str, args: argparse.Namespace, load: LoadResult, sampler: ConnectionSampler
+) -> None:
+    """Show requests/s and server connections once a second while the load runs."""
+    tty = sys.stdout.isatty()
+    done_before = 0
+    while True:
+        gevent.sleep(1.0)
+        elapsed = time.monotonic() - load.started
+        line = (
+            f"  {label:<24} {min(elapsed, args.seconds):4.0f}/{args.seconds:.0f} s"
+            f"  {load.requests - done_before:>6,} req/s  {load.errors:>5,} errors"
+            f"  {sampler.latest:>4} server connections"
+        )
+        done_before = load.requests
+        # On a terminal the line is redrawn in place; in a log, one line a second.
+        print(f"\r{line}" if tty else line, end="" if tty else "\n", flush=True)
+
+
+def drive(server: PgServer, backend: Backend, args: argparse.Namespace) -> Outcome:
+    env = {
+        **server.env(),
+        "DEMO_BACKEND": backend.name,
+        "DEMO_MAX_CONNS": str(args.max_conns),
+        "DEMO_QUERY_SECONDS": str(args.query_ms / 1000),
+    }
+    site = Gunicorn(env, args.workers)
+    try:
+        site.wait_ready()
+        # Each worker imports Django on its first request: keep that out of the figures.
+        warm = LoadResult()
+        run_load("127.0.0.1", site.port, args.workers * 4, 1.0, args.workers * 40, warm)
+        load = LoadResult()
+        with ConnectionSampler(server.conninfo(), f"demo-{backend.name}", 0.02) as sampler:
+            ticker = gevent.spawn(progress, backend.label, args, load, sampler)
+            try:
+                run_load(
+                    "127.0.0.1", site.port, args.clients, args.seconds, args.max_requests, load
+                )
+                gevent.sleep(0.3)  # let the plot show what the server keeps after the load
+            finally:
+                ticker.kill()
+                if sys.stdout.isatty():
+                    print(flush=True)
+    finally:
+        site.stop()
+    samples = [(t - load.started, count) for t, count in sampler.samples]
+    return Outcome(backend, load, samples)
+
+
+def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
+    cap = args.max_conns * args.workers
+    print()
+    print(
+        f"{args.clients} concurrent clients for {args.seconds:.0f} s against gunicorn "
+        f"({args.workers} gevent workers); each request runs a {args.query_ms:g} ms query"
+    )
+    header = f"{'backend':<24} {'requests/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+    print(f"{header} {'errors':>7} {'peak server connections':>24}")
+    for outcome in outcomes:
+        load = outcome.load
+        limit = f"(cap {cap})" if outcome.backend.name == "geventpool" else "(no cap)"
+        print(
+            f"{outcome.backend.label:<24} {load.requests / load.seconds:>10,.0f}"
+            + "".join(f" {load.percentile(p) * 1000:>7.1f}" for p in (50, 95, 99))
+            + f" {load.errors:>7,} {outcome.peak:>15} {limit:>8}"
+        )
+
+
+def legend(outcome: Outcome) -> str:
+    load = outcome.load
+    return (
+        f"{outcome.backend.label}: {load.requests / load.seconds:,.0f} req/s, "
+        f"p99 {load.percentile(99) * 1000:,.0f} ms, {load.errors:,} errors"
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    print("starting PostgreSQL ...", flush=True)
+    server = open_server()
+    outcomes: list[Outcome] = []
+    try:
+        for backend in BACKENDS:
+            print(f"{backend.label}: {args.clients} clients for {args.seconds:.0f} s", flush=True)
+            outcomes.append(drive(server, backend, args))
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping gunicorn and PostgreSQL", flush=True)
+        return 130
+    finally:
+        server.close()
+    report(outcomes, args)
+    cap = args.max_conns * args.workers
+    plot_connections(
+        [Series(legend(o), o.backend.color, o.samples) for o in outcomes],
+        cap=cap,
+        clients=args.clients,
+        title=(
+            f"Server connections, {args.clients} HTTP clients, gunicorn with "
+            f"{args.workers} gevent workers, MAX_CONNS={args.max_conns}"
+        ),
+        path=args.plot,
+    )
+    print(f"\nplot of server connections over time: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

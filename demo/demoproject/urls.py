@@ -1,0 +1,5 @@
+from django.urls import path
+
+from demoproject import views
+
+urlpatterns = [path("", views.index)]
