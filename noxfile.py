@@ -17,6 +17,8 @@ import nox
 ROOT = Path(__file__).parent
 CORE = ROOT / "packages" / "geventpool-core"
 PSYCOPG3 = ROOT / "packages" / "geventpool-psycopg3"
+PSYCOPG2 = ROOT / "packages" / "geventpool-psycopg2"
+POSTGIS = ROOT / "packages" / "geventpool-postgis"
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 DJANGOS = ["4.2", "5.2", "6.1"]
@@ -35,7 +37,15 @@ LINT_TOOLS = ["ruff==0.17.6", "mypy==2.4.1"]
 
 CI = bool(os.environ.get("CI"))
 
-nox.options.sessions = ["lint", "tests", "wheels"]
+nox.options.sessions = [
+    "lint",
+    "tests",
+    "green",
+    "postgis",
+    "wheels",
+    "integrations",
+    "django_suite",
+]
 # A missing interpreter only skips its sessions on a laptop; in CI it is an error, so that a
 # run that tested fewer Pythons than it claims cannot pass.
 nox.options.error_on_missing_interpreters = CI
@@ -63,17 +73,128 @@ def tests(session: nox.Session, django: str) -> None:
         f"{CORE}[gevent,prometheus]",
         "-e",
         str(PSYCOPG3),
+        # tests/psycopg2 runs here too, beside psycopg 3 as Django would find it installed.
+        "-e",
+        str(PSYCOPG2),
         f"Django~={django}.0",
         "pytest",
     )
-    session.run("pytest", *session.posargs)
+    # PostGIS, PgBouncer and Celery have sessions of their own, which install what they
+    # need: here those tests would only skip.
+    session.run(
+        "pytest",
+        f"--ignore={ROOT / 'tests' / 'postgis'}",
+        f"--ignore={ROOT / 'tests' / 'integrations'}",
+        *session.posargs,
+    )
+
+
+# The greenlet suite (tests/green) in more driver x runtime cells. `tests` runs its default
+# cell, psycopg 3 on gevent, on every Python x Django; each cell here adds another driver or
+# runtime without multiplying every Python by every Django again. Every driver, runtime and
+# Django value appears at least twice; every CPython already runs everything in `tests`.
+# Left out, on purpose:
+# - psycopg 3 on PyPy: psycopg has no PyPy binary build, and its pure-Python build fails on
+#   PyPy 3.9's ctypes ("cannot create weak reference to 'weakref' object").
+# - Django 5.2 and 6.x on PyPy: they need Python 3.10 or newer, and Debian's pypy3 is 3.9.
+# - psycopg2 x gevent on Django 5.2 and psycopg 3 x eventlet on Django 4.2: the Django
+#   release changes nothing the pool does per driver or runtime; each pair is covered on
+#   the two other releases.
+GREEN_CELLS = [
+    # python, django, driver, runtime
+    ("3.10", "4.2", "psycopg2", "gevent"),  # the oldest CPython and Django
+    ("3.13", "6.1", "psycopg2", "gevent"),  # the newest
+    ("3.11", "5.2", "psycopg2", "eventlet"),
+    ("3.10", "5.2", "psycopg3", "eventlet"),
+    ("3.12", "6.1", "psycopg3", "eventlet"),
+    # PyPy: psycopg2cffi stands in for psycopg2, and psycopg 3 is not installed at all.
+    ("pypy3.9", "4.2", "psycopg2", "gevent"),
+    ("pypy3.9", "4.2", "psycopg2", "eventlet"),
+]
+
+# gevent 26 no longer builds from source on PyPy 3.9; 25.4.2 does, in about 50 s (pip keeps
+# the wheel it builds in its cache, so later runs reuse it).
+PYPY_GEVENT = "gevent==25.4.2"
+
+
+@nox.session
+@nox.parametrize(
+    "python,django,driver,runtime",
+    [nox.param(*cell, id=f"{cell[0]}-django{cell[1]}-{cell[2]}-{cell[3]}") for cell in GREEN_CELLS],
+)
+def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
+    """The greenlet suite on one driver x runtime cell, and the driver's own tests.
+
+    Only that runtime is installed, so a cell can't pass on the other one by accident.
+    """
+    pypy = str(session.python).startswith("pypy")
+    packages = ["-e", f"{CORE}[{runtime}]", "-e", str(ROOT / "packages" / f"geventpool-{driver}")]
+    if pypy and runtime == "gevent":
+        packages.append(PYPY_GEVENT)
+    if not pypy:
+        # The test fixtures talk to the server with psycopg 3 where it is available.
+        packages.append("psycopg[binary]")
+    session.install(*packages, f"Django~={django}.0", "pytest")
+    folders = [str(ROOT / "tests" / "green")]
+    if driver == "psycopg2":
+        folders.append(str(ROOT / "tests" / "psycopg2"))
+    else:
+        # How psycopg 3 must be set up under eventlet (the rest of tests/psycopg3 is gevent's).
+        folders.append(str(ROOT / "tests" / "psycopg3" / "test_wait_function.py"))
+    session.run(
+        "pytest",
+        *folders,
+        *session.posargs,
+        env={"GEVENTPOOL_DRIVER": driver, "GEVENTPOOL_RUNTIME": runtime},
+    )
+
+
+# The PostGIS sessions run the oldest and the newest Python, each with the newest Django it
+# supports: GeoDjango's backend is Django's PostgreSQL one plus geometry, which `tests` covers
+# on every combination.
+POSTGIS_DJANGOS = {"3.10": "5.2", "3.13": "6.1"}
+
+
+@nox.session(python=list(POSTGIS_DJANGOS))
+@nox.parametrize("driver", ["psycopg3", "psycopg2"])
+def postgis(session: nox.Session, driver: str) -> None:
+    """GeoDjango on the pool against a real PostGIS (tests/postgis), on one driver.
+
+    The virtualenv holds only that driver's geventpool package, as for a user who installed
+    `geventpool-postgis[psycopg3]` or `[psycopg2]`; the server needs the postgis extension
+    (`apt-get install postgresql-15-postgis-3`), or the tests skip, and fail in CI.
+    """
+    django = POSTGIS_DJANGOS[str(session.python)]
+    # On the newest Python, psycopg2 runs with psycopg 3 installed beside it, which Django
+    # would pick: the extra installed must still decide (the tests check the driver loaded).
+    beside = ["psycopg[binary]"] if driver == "psycopg2" and session.python == "3.13" else []
+    session.install(
+        "-e",
+        f"{CORE}[gevent]",
+        "-e",
+        str(ROOT / "packages" / f"geventpool-{driver}"),
+        "-e",
+        str(POSTGIS),
+        f"Django~={django}.0",
+        "pytest",
+        *beside,
+    )
+    session.run(
+        "pytest",
+        str(ROOT / "tests" / "postgis"),
+        *session.posargs,
+        env={"GEVENTPOOL_DRIVER": driver},
+    )
 
 
 @nox.session(python="3.12")
 def lint(session: nox.Session) -> None:
     """ruff (rules and formatting) and mypy, configured in the root pyproject.toml."""
     check_sibling_pins(session)
-    session.install(*LINT_TOOLS, "-e", f"{CORE}[gevent,prometheus]", "-e", str(PSYCOPG3))
+    check_postgis_pins(session)
+    session.install(
+        *LINT_TOOLS, "-e", f"{CORE}[gevent,prometheus]", "-e", str(PSYCOPG3), "-e", str(PSYCOPG2)
+    )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -88,14 +209,32 @@ def wheels(session: nox.Session) -> None:
     session.install("build")
     # build makes the sdist first and the wheel from it: a file missing from the sdist
     # fails here rather than for whoever installs from it.
-    for project in (CORE, PSYCOPG3):
+    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
         session.run("python", "-m", "build", "--outdir", str(dist), str(project))
 
     # A reused virtualenv still has last run's 0.1.0, which pip would keep.
-    session.run("pip", "uninstall", "--yes", "geventpool-core", "geventpool-psycopg3")
+    session.run(
+        "pip",
+        "uninstall",
+        "--yes",
+        "geventpool-core",
+        "geventpool-psycopg3",
+        "geventpool-psycopg2",
+        "geventpool-postgis",
+    )
     core_wheel = _one(dist.glob("geventpool_core-*.whl"))
     psycopg3_wheel = _one(dist.glob("geventpool_psycopg3-*.whl"))
-    session.install(f"{core_wheel}[gevent]", str(psycopg3_wheel), "pytest")
+    psycopg2_wheel = _one(dist.glob("geventpool_psycopg2-*.whl"))
+    # PostGIS with its driver extra, as users install it: the extra's pin resolves to the
+    # psycopg 3 wheel built above.
+    postgis_wheel = _one(dist.glob("geventpool_postgis-*.whl"))
+    session.install(
+        f"{core_wheel}[gevent]",
+        str(psycopg3_wheel),
+        str(psycopg2_wheel),
+        f"{postgis_wheel}[psycopg3]",
+        "pytest",
+    )
     session.run("python", "-c", _RESOLVES_TO_SITE_PACKAGES, str(ROOT / "packages"))
 
     # From a directory outside the repo nothing of packages/*/src can be imported; the root
@@ -112,15 +251,108 @@ def wheels(session: nox.Session) -> None:
         )
 
     # Uninstalling a driver must leave the core importable and remove every file of the driver.
+    session.run("pip", "uninstall", "--yes", "geventpool-postgis")
+    session.run("pip", "uninstall", "--yes", "geventpool-psycopg2")
     session.run("pip", "uninstall", "--yes", "geventpool-psycopg3")
     session.run("python", "-c", _CORE_SURVIVES_DRIVER_UNINSTALL)
 
 
 @nox.session(python="3.12")
-def example(session: nox.Session) -> None:
-    """Run examples/herd.py: MAX_CONNS under a herd of greenlets, beside Django without a pool."""
-    session.install("-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3))
-    session.run("python", str(ROOT / "examples" / "herd.py"), *session.posargs)
+def demo(session: nox.Session) -> None:
+    """A Django site under gunicorn's gevent workers, loaded over HTTP: geventpool beside
+    Django's own backend. Arguments go to demo/demo.py (`-- --help`)."""
+    session.install(
+        "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), "Django~=5.2.0", "gunicorn", "matplotlib"
+    )
+    session.run("python", str(ROOT / "demo" / "demo.py"), *session.posargs)
+
+
+# What the benchmark compares against, pinned so that rows measured on different days compare.
+BENCH_DJANGO = "Django~=5.2.0"
+OLD_GEVENTPOOL = ["django-db-geventpool==4.0.8", BENCH_DJANGO, "psycopg[binary]", "gevent"]
+
+
+@nox.session(python="3.12")
+def bench(session: nox.Session) -> None:
+    """Benchmark the pool beside Django, Django's pool, django-db-geventpool and raw psycopg.
+
+    `-- --quick` runs a short pass; other arguments go to bench/bench.py (`-- --help`).
+    """
+    session.install(
+        "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), BENCH_DJANGO, "psycopg[binary,pool]"
+    )
+    bench_args = ["--old-python", _side_venv(session, "django-db-geventpool-4.0.8", OLD_GEVENTPOOL)]
+    # django-db-geventpool installs into our import name, and the psycopg2 row must not have
+    # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
+    packages = ["-e", f"{CORE}[gevent]", "-e", str(PSYCOPG2), BENCH_DJANGO]
+    bench_args += ["--psycopg2-python", _side_venv(session, "geventpool-psycopg2", packages)]
+    session.run("python", str(ROOT / "bench" / "bench.py"), *bench_args, *session.posargs)
+
+
+def _side_venv(session: nox.Session, name: str, packages: list[str]) -> str:
+    """Make (or update) a virtualenv beside the session's; return its interpreter."""
+    venv = Path(session.create_tmp()).resolve() / name
+    python = venv / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(venv))
+    session.run(str(python), "-m", "pip", "install", "--quiet", *packages, external=True)
+    return str(python)
+
+
+# Django's own test suite, per driver: what to install, our ENGINEs, Django's ENGINE that
+# they are compared with, and test modules to run besides the default ones ("also"). A driver
+# or backend package adds its entry here; each entry gets a virtualenv of its own, so that
+# Django's ENGINE picks that driver.
+DJANGO_SUITES = {
+    "psycopg3": {
+        # psycopg_pool for Django's tests of its own pool, as Django's test requirements have it.
+        "install": ["-e", str(PSYCOPG3), "psycopg[pool]"],
+        "ours": ["django_db_geventpool.backends.postgresql_psycopg3"],
+        "stock": "django.db.backends.postgresql",
+    },
+}
+DJANGO_SUITE_DJANGO = os.environ.get("GEVENTPOOL_SUITE_DJANGO", "5.2")
+
+
+@nox.session(python="3.12")
+@nox.parametrize("driver", list(DJANGO_SUITES))
+def django_suite(session: nox.Session, driver: str) -> None:
+    """Django's own tests with our ENGINE and with Django's, counts side by side.
+
+    Every module of the list in tests/django_suite/run.py (what CI runs, about 2 minutes);
+    `-- --quick` a subset, `-- basic queries` the modules named. The Django release is
+    GEVENTPOOL_SUITE_DJANGO (default 5.2).
+    """
+    suite = DJANGO_SUITES[driver]
+    session.install(
+        "-e",
+        f"{CORE}[gevent]",
+        *suite["install"],
+        f"Django~={DJANGO_SUITE_DJANGO}.0",
+        # Django's parallel runner (`-- --parallel N`) needs tblib to report failures.
+        "tblib",
+    )
+    args = ["--workdir", session.create_tmp()]
+    for engine in suite["ours"]:
+        args += ["--ours", engine]
+    args += ["--stock", suite["stock"]]
+    for module in suite.get("also", []):
+        args += ["--also", module]
+    session.run("python", str(ROOT / "tests" / "django_suite" / "run.py"), *args, *session.posargs)
+
+
+@nox.session(python="3.12")
+def integrations(session: nox.Session) -> None:
+    """The pool behind PgBouncer and in a real Celery worker (tests/integrations/).
+
+    pgbouncer comes from the system (apt-get install pgbouncer); arguments go to pytest.
+    """
+    session.install(
+        "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), "Django~=5.2.0", "celery>=5.5,<6", "pytest"
+    )
+    # Here a missing Celery fails the tests instead of skipping them.
+    session.env["GEVENTPOOL_INTEGRATIONS"] = "1"
+    session.run("pytest", str(ROOT / "tests" / "integrations"), *session.posargs)
 
 
 _RESOLVES_TO_SITE_PACKAGES = """
@@ -158,10 +390,27 @@ def check_sibling_pins(session: nox.Session) -> None:
     """Fail if a driver does not pin geventpool-core to the version in the tree."""
     version_file = CORE / "src" / "django_db_geventpool" / "core" / "version.py"
     version = _version_of(version_file)
-    pyproject = (PSYCOPG3 / "pyproject.toml").read_text()
-    pins = re.findall(r"geventpool-core(?:\[[^\]]*\])?==([^\"']+)", pyproject)
-    if not pins or any(pin != version for pin in pins):
-        session.error(f"{PSYCOPG3.name} pins geventpool-core=={pins}, but the core is {version}")
+    for driver in (PSYCOPG3, PSYCOPG2):
+        pyproject = (driver / "pyproject.toml").read_text()
+        pins = re.findall(r"geventpool-core(?:\[[^\]]*\])?==([^\"']+)", pyproject)
+        if not pins or any(pin != version for pin in pins):
+            session.error(f"{driver.name} pins geventpool-core=={pins}, but the core is {version}")
+
+
+def check_postgis_pins(session: nox.Session) -> None:
+    """Fail if geventpool-postgis pins a sibling to another version than the tree's."""
+    pyproject = (POSTGIS / "pyproject.toml").read_text()
+    pins = re.findall(r"(geventpool-[a-z0-9]+)(?:\[[^\]]*\])?==([^\"']+)", pyproject)
+    if not pins:
+        session.error(f"{POSTGIS.name} pins no sibling")
+    for name, pin in pins:
+        sibling = (ROOT / "packages" / name / "pyproject.toml").read_text()
+        match = re.search(r"\[tool\.hatch\.version\]\s+path = \"([^\"]+)\"", sibling)
+        if match is None:
+            session.error(f"{name} has no [tool.hatch.version] path")
+        version = _version_of(ROOT / "packages" / name / match.group(1))
+        if pin != version:
+            session.error(f"{POSTGIS.name} pins {name}=={pin}, but the tree has {version}")
 
 
 def _version_of(path: Path) -> str:
