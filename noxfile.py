@@ -310,6 +310,19 @@ DJANGO_SUITES = {
         "ours": ["django_db_geventpool.backends.postgresql_psycopg3"],
         "stock": "django.db.backends.postgresql",
     },
+    # No psycopg 3 in this virtualenv: Django's own backend runs on psycopg2 too.
+    "psycopg2": {
+        "install": ["-e", str(PSYCOPG2)],
+        "ours": ["django_db_geventpool.backends.postgresql_psycopg2"],
+        "stock": "django.db.backends.postgresql",
+    },
+    # GeoDjango's tests too; the throwaway cluster needs the postgis extension.
+    "postgis": {
+        "install": ["-e", str(PSYCOPG3), "-e", f"{POSTGIS}[psycopg3]", "psycopg[pool]"],
+        "ours": ["django_db_geventpool.backends.postgis"],
+        "stock": "django.contrib.gis.db.backends.postgis",
+        "also": ["gis_tests"],
+    },
 }
 DJANGO_SUITE_DJANGO = os.environ.get("GEVENTPOOL_SUITE_DJANGO", "5.2")
 

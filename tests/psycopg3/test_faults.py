@@ -141,3 +141,12 @@ def test_plain_threads_share_the_pool_and_wait_their_turn(env):
     assert result["stats"]["checkouts"] == 120
     assert result["stats"]["waits"] > 0
     assert_settled(result["stats"], 3)
+
+
+def test_changed_options_give_a_new_pool(pg, env):
+    role = pg.ensure_role("geventpool_app")
+    result = run_scenario("faults.py", "options_change", env, options={"MAX_CONNS": 2}, role=role)
+    assert result["before"] == pg.user
+    assert result["after"] == role
+    assert result["new_pool"] is True
+    assert result["old_pool_closed"] is True

@@ -203,5 +203,30 @@ def health_checks(args):
     return {"first": first, "second": second, "stats": pool_stats()}
 
 
+@scenario
+def options_change(args):
+    """Changing OPTIONS that Django applies itself (assume_role) gives a new pool."""
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    @close_connection
+    def current_user():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user")
+            return cursor.fetchone()[0]
+
+    before = gevent.spawn(current_user).get()
+    first_pool = connection.geventpool
+    connection.settings_dict["OPTIONS"]["assume_role"] = args["role"]
+    after = gevent.spawn(current_user).get()
+    return {
+        "before": before,
+        "after": after,
+        "new_pool": connection.geventpool is not first_pool,
+        "old_pool_closed": first_pool.closed,
+    }
+
+
 if __name__ == "__main__":
     green.main()

@@ -64,7 +64,9 @@ class DatabaseWrapperMixin(_Base):
             # Django's maintenance connections (to the 'postgres' database) are short-lived.
             return super().get_new_connection(conn_params)
         options = self.settings_dict["OPTIONS"]
-        key = (conn_params, tuple(map(options.get, POOL_OPTIONS)))
+        # All of OPTIONS, not only what reaches the driver: Django applies assume_role and
+        # isolation_level itself, to connections the pool opens.
+        key = (conn_params, {**options})
         entry = registry.acquire(self.alias, key, self._create_geventpool)
         self._geventpool_fresh = False
         conn = entry.pool.getconn(
