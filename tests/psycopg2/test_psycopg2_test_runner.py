@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-TESTS = Path(__file__).resolve().parent.parent
+from support.testproject import django_admin
 
 
 @pytest.mark.smoke
@@ -20,24 +15,12 @@ def test_manage_py_test_replaces_a_leftover_test_database(pg, fresh_db):
     test_db = f"test_{fresh_db}"
     pg.create_database(test_db)
     env = {
-        **os.environ,
         **pg.env(fresh_db),
         "GEVENTPOOL_ENGINE": "django_db_geventpool.backends.postgresql_psycopg2",
         "GEVENTPOOL_TEST_DB": test_db,
-        "DJANGO_SETTINGS_MODULE": "testproject.settings",
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
-    command = ["django", "test", "testapp", "--noinput", "-v", "2"]
     try:
-        proc = subprocess.run(
-            [sys.executable, "-W", "error", "-m", *command],
-            cwd=TESTS,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = django_admin("test", "testapp", "--noinput", "-v", "2", env=env)
     finally:
         pg.drop_database(test_db)
     output = proc.stdout + proc.stderr

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent.parent
+from support.testproject import django_admin
 
 
 @pytest.mark.smoke
@@ -18,22 +14,11 @@ TESTS = Path(__file__).resolve().parent.parent
 def test_manage_py_test_creates_and_destroys_the_test_database(pg, fresh_db, engine):
     test_db = f"test_{fresh_db}"
     env = {
-        **os.environ,
         **pg.env(fresh_db),
         "GEVENTPOOL_ENGINE": f"django_db_geventpool.backends.{engine}",
         "GEVENTPOOL_TEST_DB": test_db,
-        "DJANGO_SETTINGS_MODULE": "testproject.settings",
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
     }
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "django", "test", "testapp", "--noinput", "-v", "2"],
-        cwd=TESTS,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = django_admin("test", "testapp", "--noinput", "-v", "2", env=env)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert "Ran 3 tests" in output
@@ -51,22 +36,8 @@ def test_manage_py_test_creates_and_destroys_the_test_database(pg, fresh_db, eng
     ],
 )
 def test_manage_py_check_reports_bad_pool_settings(pg, options, message):
-    env = {
-        **os.environ,
-        **pg.env(),
-        "GEVENTPOOL_OPTIONS": json.dumps(options),
-        "DJANGO_SETTINGS_MODULE": "testproject.settings",
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "django", "check", "--database", "default"],
-        cwd=TESTS,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {**pg.env(), "GEVENTPOOL_OPTIONS": json.dumps(options)}
+    proc = django_admin("check", "--database", "default", env=env, timeout=60)
     assert proc.returncode == 1
     assert "(geventpool.E001)" in proc.stderr
     assert message in proc.stderr
