@@ -189,3 +189,15 @@ def test_max_idle_bounds_validated():
         ConnectionPool(max_size=0)
     with pytest.raises(ValueError, match="max_idle must be between 0 and max_size"):
         ConnectionPool(max_size=2, max_idle=3)
+
+
+def test_getconn_waits_for_the_pools_own_timeout_by_default(make_pool):
+    pool = make_pool(max_size=1, timeout=0.2)
+    held = pool.getconn()
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout, match=r"after 0\.2"):
+        pool.getconn()
+    assert 0.15 < time.monotonic() - started < 5
+    with pytest.raises(PoolTimeout), pool.connection():
+        pass
+    pool.putconn(held)

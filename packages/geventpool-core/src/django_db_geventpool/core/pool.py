@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import random
@@ -59,6 +60,16 @@ def _caller_stack(limit: int = 32) -> list[_FrameTuple]:
         frame = frame.f_back
     stack.reverse()
     return stack
+
+
+class _Unset(enum.Enum):
+    """The type of `UNSET`: no value given, as opposed to None."""
+
+    UNSET = "unset"
+
+
+#: A `getconn` timeout left to the pool's own.
+UNSET = _Unset.UNSET
 
 
 class _Entry(Generic[ConnT]):
@@ -180,7 +191,7 @@ class ConnectionPool(Generic[ConnT]):
         return self._closed
 
     @contextmanager
-    def connection(self, timeout: float | None = DEFAULT_TIMEOUT) -> Iterator[ConnT]:
+    def connection(self, timeout: float | _Unset | None = UNSET) -> Iterator[ConnT]:
         """Lend a connection for the duration of a ``with`` block."""
         conn = self.getconn(timeout)
         try:
@@ -190,14 +201,17 @@ class ConnectionPool(Generic[ConnT]):
 
     def getconn(
         self,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        timeout: float | _Unset | None = UNSET,
         connect: Callable[[], ConnT] | None = None,
     ) -> ConnT:
         """Return a connection, opening one if there is a free slot, else waiting for one.
 
         `!connect` replaces the pool's own connection factory, if this call has to open a
-        connection. Raise `PoolTimeout` after `!timeout` seconds (`!None`: wait forever).
+        connection. Raise `PoolTimeout` after `!timeout` seconds (`!None`: wait forever;
+        by default the pool's `!timeout`).
         """
+        if timeout is UNSET:
+            timeout = self.timeout
         now = monotonic()
         with self._lock:
             if self._closed:

@@ -70,7 +70,7 @@ class DatabaseWrapperMixin(_Base):
         entry = registry.acquire(self.alias, key, self._create_geventpool)
         self._geventpool_fresh = False
         conn = entry.pool.getconn(
-            entry.pool.timeout, functools.partial(self._open_pooled_connection, conn_params)
+            connect=functools.partial(self._open_pooled_connection, conn_params)
         )
         self._geventpool_entry = entry
         if self._geventpool_fresh:
