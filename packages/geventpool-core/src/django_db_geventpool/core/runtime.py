@@ -8,6 +8,7 @@ importing gevent or eventlet here would be wrong for a process that uses neither
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections.abc import Callable
@@ -28,7 +29,8 @@ class Runtime:
     """The primitives the pool waits with."""
 
     name: str
-    #: A mutual exclusion lock; never held across a switch, so greenlets don't contend on it.
+    #: A mutual exclusion lock. The pool never holds it across a switch (no I/O, no logging,
+    #: no waiting while it is held), so greenlets of one thread never contend on it.
     lock: Callable[[], threading.Lock]
     #: A one-shot event a waiting client blocks on until it is served.
     event: Callable[[], Event]
@@ -37,10 +39,13 @@ class Runtime:
 def detect() -> Runtime:
     """Return the runtime of the current process, as patched at this moment."""
     if _gevent_patched():
-        from gevent.event import Event as GeventEvent
+        from gevent.monkey import get_original
 
-        # threading.Lock is gevent's own lock once the thread module is patched.
-        return Runtime("gevent", threading.Lock, GeventEvent)
+        # The OS thread's own lock, not gevent's: it is never held across a switch, so a
+        # greenlet never finds it taken by another greenlet of its thread, and it costs a
+        # tenth of gevent's. Between OS threads it blocks as a lock must.
+        native_lock: Callable[[], threading.Lock] = get_original("_thread", "allocate_lock")
+        return Runtime("gevent", native_lock, GreenWakeup)
     if _eventlet_patched():
         # eventlet's patched threading module provides green Lock and Event.
         return Runtime("eventlet", threading.Lock, threading.Event)
@@ -55,3 +60,51 @@ def _gevent_patched() -> bool:
 def _eventlet_patched() -> bool:
     patcher = sys.modules.get("eventlet.patcher")
     return patcher is not None and bool(patcher.is_monkey_patched("thread"))
+
+
+class GreenWakeup:
+    """A one-shot event for gevent, at the cost of a greenlet switch and nothing more.
+
+    Every client that waits for a connection waits on one of these, so it is cheaper than
+    `gevent.event.Event`: a hub `Waiter` (links and notifier callbacks are not needed for
+    a single waiter) and, for a timeout, a bare loop timer (`gevent.Timeout` costs more
+    than the wait itself). Waking from another OS thread goes through the hub's thread-safe
+    callback queue.
+    """
+
+    __slots__ = ("_hub", "_ident", "_thread", "_waiter")
+
+    def __init__(self) -> None:
+        from gevent.hub import Waiter, get_hub
+
+        self._hub = get_hub()
+        self._ident = _native_get_ident()
+        self._thread = self._ident()
+        self._waiter = Waiter(self._hub)
+
+    def set(self) -> None:
+        # The hub does the switch, and a Waiter whose wait already ended (timed out,
+        # killed) only stores it: a late wake-up never reaches the greenlet.
+        if self._ident() == self._thread:
+            self._hub.loop.run_callback(self._waiter.switch, True)
+        else:
+            self._hub.loop.run_callback_threadsafe(self._waiter.switch, True)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is None:
+            return bool(self._waiter.get())
+        timer = self._hub.loop.timer(max(timeout, 0.0))
+        timer.start(self._waiter.switch, False)
+        try:
+            return bool(self._waiter.get())
+        finally:
+            timer.close()
+
+
+@functools.cache
+def _native_get_ident() -> Callable[[], int]:
+    """The OS thread's identity: gevent patches threading.get_ident to the greenlet's."""
+    from gevent.monkey import get_original
+
+    get_ident: Callable[[], int] = get_original("_thread", "get_ident")
+    return get_ident
