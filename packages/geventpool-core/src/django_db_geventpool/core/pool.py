@@ -12,11 +12,11 @@ import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from time import monotonic
 from types import FrameType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django_db_geventpool.core import errors
 from django_db_geventpool.core.connection import (
@@ -44,6 +44,8 @@ DEFAULT_MAX_IDLE_TIME = 600.0
 #: or after a restart) are not all retired at the same moment.
 LIFETIME_JITTER = 0.1
 
+
+_NOTHING_STALE: tuple[Any, ...] = ()
 
 # filename, line number, function, source line (looked up only when formatted).
 _FrameTuple = tuple[str, int, str, None]
@@ -230,24 +232,25 @@ class ConnectionPool(Generic[ConnT]):
             else:
                 waiter: _Waiter[ConnT] = _Waiter(self.runtime.event())
                 self._waiting.append(waiter)
-                entry = self._wait(waiter, timeout)
+                entry = self._wait(waiter, timeout, now)
+                now = monotonic()
         # Outside the lock from here on: opening, checking and closing connections yield.
         for old in stale:
             self._close(old, retired=True)
         if entry is not None:
-            if self._usable(entry):
-                return self._lend(entry)
+            if self._usable(entry, now):
+                return self._lend(entry, now)
             # Its slot stays taken: a new connection is opened in it.
-            expired = self._expired(entry, monotonic())
+            expired = self._expired(entry, now)
             self._close(entry, lost=not expired, retired=expired)
-        return self._lend(self._open(connect or self._connect))
+        entry = self._open(connect or self._connect)
+        return self._lend(entry, monotonic())
 
-    def _usable(self, entry: _Entry[ConnT]) -> bool:
+    def _usable(self, entry: _Entry[ConnT], now: float) -> bool:
         """Check a connection about to be lent: locally, and with a round trip if needed."""
         if self._status(entry.conn) != TransactionStatus.IDLE:
             self._suspect_idle()
             return False
-        now = monotonic()
         if self._expired(entry, now):
             return False
         if not entry.suspect and (
@@ -267,8 +270,8 @@ class ConnectionPool(Generic[ConnT]):
     def _expired(self, entry: _Entry[ConnT], now: float) -> bool:
         return now >= entry.expires_at
 
-    def _lend(self, entry: _Entry[ConnT]) -> ConnT:
-        entry.lent_at = monotonic()
+    def _lend(self, entry: _Entry[ConnT], now: float) -> ConnT:
+        entry.lent_at = now
         if self.leak_timeout is not None:
             entry.stack = _caller_stack()
             entry.reported = False
@@ -276,11 +279,12 @@ class ConnectionPool(Generic[ConnT]):
                 self._watch_leaks()
         return entry.conn
 
-    def _wait(self, waiter: _Waiter[ConnT], timeout: float | None) -> _Entry[ConnT] | None:
+    def _wait(
+        self, waiter: _Waiter[ConnT], timeout: float | None, start: float
+    ) -> _Entry[ConnT] | None:
         """Wait, with the lock held on entry and exit, until `!waiter` is served."""
         self._waits += 1
         self._lock.release()
-        start = monotonic()
         try:
             waiter.event.wait(timeout)
         except BaseException:
@@ -361,10 +365,11 @@ class ConnectionPool(Generic[ConnT]):
                 return
             raise ValueError(f"the connection {conn!r} doesn't belong to the pool {self.name!r}")
         now = monotonic()
-        held = now - entry.lent_at
         if entry.reported:
             logger.warning(
-                "pool %r: a connection reported as leaked came back after %.1f s", self.name, held
+                "pool %r: a connection reported as leaked came back after %.1f s",
+                self.name,
+                now - entry.lent_at,
             )
         entry.stack = None
         if not self._reset(entry.conn):
@@ -447,15 +452,16 @@ class ConnectionPool(Generic[ConnT]):
         waiter.served = True
         waiter.event.set()
 
-    def _take_stale(self, now: float) -> list[_Entry[ConnT]]:
+    def _take_stale(self, now: float) -> Sequence[_Entry[ConnT]]:
         """Remove the connections idle for too long, freeing their slots (lock held).
 
         The idle queue is ordered by return time, so only its oldest end needs looking at.
         """
-        stale: list[_Entry[ConnT]] = []
         limit = self.max_idle_time
-        if limit is None:
-            return stale
+        if limit is None or not self._idle or now - self._idle[0].idle_since < limit:
+            # Nearly every call: nothing to allocate.
+            return _NOTHING_STALE
+        stale: list[_Entry[ConnT]] = []
         while self._idle and now - self._idle[0].idle_since >= limit:
             stale.append(self._idle.popleft())
             self._free_slot()
