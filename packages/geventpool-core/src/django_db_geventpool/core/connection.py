@@ -51,6 +51,15 @@ def transaction_status(conn: Connection) -> int:
     return int(conn.info.transaction_status)
 
 
+def server_timezone(conn: Connection) -> str | None:
+    """Return the session's TimeZone as the server last reported it (no round trip).
+
+    Read on every checkout of a reused connection; drivers may give a faster function.
+    """
+    timezone: str | None = conn.info.parameter_status("TimeZone")
+    return timezone
+
+
 def ping(conn: Connection) -> None:
     """Check that the server still answers on `!conn`; raise if it doesn't."""
     cursor = conn.cursor()

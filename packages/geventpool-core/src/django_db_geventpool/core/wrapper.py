@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.backends.base.base import NO_DB_ALIAS
 
 from django_db_geventpool.core import registry
-from django_db_geventpool.core.connection import transaction_status
+from django_db_geventpool.core.connection import server_timezone, transaction_status
 from django_db_geventpool.core.creation import DatabaseCreation
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
 from django_db_geventpool.core.pool import ConnectionPool
@@ -41,6 +41,8 @@ class DatabaseWrapperMixin(_Base):
 
     #: Reads a connection's TransactionStatus locally; a driver may offer a faster one.
     pool_transaction_status: Callable[[Any], int] = staticmethod(transaction_status)
+    #: Reads a connection's TimeZone locally; a driver may offer a faster one.
+    pool_server_timezone: Callable[[Any], str | None] = staticmethod(server_timezone)
 
     # The pool the current connection was taken from, None if not pooled.
     _geventpool_entry: registry.PoolEntry | None = None
@@ -128,8 +130,13 @@ class DatabaseWrapperMixin(_Base):
         # No round trip: the driver keeps the TimeZone the server last reported. Not
         # Django's ensure_timezone(), which closes the pool on Django >= 5.1.
         wanted = self.timezone_name
-        current: str | None = self.connection.info.parameter_status("TimeZone")
-        return bool(wanted) and current != wanted
+        return bool(wanted) and self.pool_server_timezone(self.connection) != wanted
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        # Django's connect() sets autocommit on every connection it gets, and a pooled one
+        # almost always has it already: asking the driver again costs more than the read.
+        if self.connection.autocommit != autocommit:
+            super()._set_autocommit(autocommit)
 
     def _close(self) -> None:
         entry = self._geventpool_entry

@@ -34,10 +34,17 @@ def transaction_status(conn: Any) -> int:
     return status
 
 
+def server_timezone(conn: Any) -> str | None:
+    """The session's TimeZone as last reported by the server, without a ``connection.info``."""
+    timezone: str | None = conn.get_parameter_status("TimeZone")
+    return timezone
+
+
 class Psycopg2Mixin(DatabaseWrapperMixin):
     """The pool mixin, plus the check that psycopg2 has a wait callback for the runtime."""
 
     pool_transaction_status = staticmethod(transaction_status)
+    pool_server_timezone = staticmethod(server_timezone)
 
     def check_pool_runtime(self, runtime: Runtime) -> None:
         action = getattr(settings, green.CHECK_SETTING, "error")
