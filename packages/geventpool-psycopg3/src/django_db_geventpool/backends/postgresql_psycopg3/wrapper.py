@@ -20,17 +20,30 @@ def _transaction_status(conn: Any) -> int:
     return conn.pgconn.transaction_status  # type: ignore[no-any-return]
 
 
+def _server_timezone(conn: Any) -> str | None:
+    # Straight from libpq, without building a ConnectionInfo and looking up the encoding.
+    value: bytes | None = conn.pgconn.parameter_status(b"TimeZone")
+    return value.decode() if value is not None else None
+
+
 class Psycopg3Mixin(DatabaseWrapperMixin):
     """The pool mixin, plus the checks that psycopg 3 cooperates with the greenlet runtime."""
 
     pool_transaction_status = staticmethod(_transaction_status)
+    pool_server_timezone = staticmethod(_server_timezone)
 
     def check_pool_runtime(self, runtime: Runtime) -> None:
         from psycopg import waiting
 
         # psycopg picks its wait function once, when imported. Its C one polls the socket
         # directly, blocking the whole process, not just the greenlet.
-        if runtime.name == "threads" or waiting.wait is not getattr(waiting, "wait_c", None):
+        if runtime.name == "threads":
+            return
+        if waiting.wait is not getattr(waiting, "wait_c", None):
+            if runtime.name == "gevent":
+                from django_db_geventpool.backends.postgresql_psycopg3 import green
+
+                green.install()
             return
         if runtime.name == "gevent":
             fix = (
