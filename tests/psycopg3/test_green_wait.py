@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from support.scenarios import run_scenario
 
+# wait_gevent, or its variant for the psycopg release installed (wait_gevent_3_2, ...).
 OURS = "django_db_geventpool.backends.postgresql_psycopg3.green.wait_gevent"
 
 
@@ -18,7 +20,7 @@ def test_the_pool_gives_psycopg_the_gevent_wait_function(pg, fresh_db, no_user_c
     result = run_scenario("psycopg_wait.py", "chosen", pg.env(fresh_db))
     # psycopg chose its own on import (poll, through gevent's patched select module).
     assert result["before"].startswith("psycopg.waiting.")
-    assert result["after"] == OURS
+    assert result["after"].startswith(OURS)
 
 
 def test_a_wait_function_chosen_with_psycopg_wait_func_is_kept(pg, fresh_db):
@@ -36,7 +38,7 @@ def test_queries_wait_side_by_side_while_the_hub_runs(pg, fresh_db, no_user_choi
         sleep=0.5,
         options={"MAX_CONNS": 8},
     )
-    assert result["wait"] == OURS
+    assert result["wait"].startswith(OURS)
     # Eight half-second queries in one go, not one after the other (4 s).
     assert result["queries_elapsed"] < 2.0
     # A greenlet sleeping 10 ms at a time kept running meanwhile.
@@ -46,18 +48,22 @@ def test_queries_wait_side_by_side_while_the_hub_runs(pg, fresh_db, no_user_choi
 def test_transfers_larger_than_the_socket_buffers(pg, fresh_db, no_user_choice):
     size = 8 * 1024 * 1024
     result = run_scenario("psycopg_wait.py", "large_transfers", pg.env(fresh_db), size=size)
-    assert result["wait"] == OURS
+    assert result["wait"].startswith(OURS)
     assert result["sent"] == size
     assert result["received"] == size
     assert result["copied_out"] == 4 * size
     assert result["stats"]["in_use"] == 0
 
 
+@pytest.mark.skipif(
+    tuple(int(part) for part in psycopg.__version__.split(".")[:2]) < (3, 2),
+    reason="Connection.notifies() takes a timeout from psycopg 3.2 on",
+)
 def test_psycopg_timeouts_still_expire_and_data_still_wakes(pg, fresh_db, no_user_choice):
     result = run_scenario(
         "psycopg_wait.py", "notifies", pg.env(fresh_db), quiet_for=0.3, notify_after=0.2
     )
-    assert result["wait"] == OURS
+    assert result["wait"].startswith(OURS)
     # Nothing came: notifies() returned when its timeout expired, not before, not much later.
     assert result["nothing"] == []
     assert 0.25 <= result["quiet"] < 2.0

@@ -19,7 +19,7 @@ from typing import Any
 
 from gevent.hub import Waiter, get_hub
 from psycopg import errors, waiting
-from psycopg.waiting import READY_NONE, READY_R, READY_RW, READY_W, WAIT_R, WAIT_RW, WAIT_W
+from psycopg.waiting import READY_R, READY_RW, READY_W, WAIT_R, WAIT_RW, WAIT_W
 
 #: The environment variable with which users choose one of psycopg's own wait functions.
 PSYCOPG_CHOICE = "PSYCOPG_WAIT_FUNC"
@@ -29,39 +29,51 @@ _READ = 1
 _WRITE = 2
 _EVENTS = {WAIT_R: _READ, WAIT_W: _WRITE, WAIT_RW: _READ | _WRITE}
 # What the generator is told, by event bits: a lookup costs less than combining flags.
-_READY = (READY_NONE, READY_R, READY_W, READY_RW)
+# Nothing ready (a timer ended the wait) is psycopg's Ready.NONE, new in 3.2; 3.1 never
+# gets it.
+_READY = (getattr(waiting, "READY_NONE", 0), READY_R, READY_W, READY_RW)
 
 
 def wait_gevent(gen: Any, fileno: int, interval: float = 0.0, timeout: float | None = None) -> Any:
     """Consume the psycopg generator `!gen`, waiting on `!fileno` through gevent's hub.
 
-    psycopg's contract since 3.3: raise `!psycopg.errors._WaitTimeout` if `!gen` hasn't
-    finished after `!timeout` seconds. `!interval` is accepted and not used: psycopg wakes
-    its blocking waits to let Ctrl-C through, and under gevent the hub delivers signals
-    while this greenlet waits.
+    psycopg 3.3's contract: raise `!psycopg.errors._WaitTimeout` if `!gen` hasn't finished
+    after `!timeout` seconds. `!interval` is accepted and not used: psycopg wakes its
+    blocking waits to let Ctrl-C through, and under gevent the hub delivers signals while
+    this greenlet waits.
     """
-    return _consume(gen, fileno, None if timeout is None else monotonic() + timeout)
+    return _consume(gen, fileno, None if timeout is None else monotonic() + timeout, None)
 
 
-def wait_gevent_before_3_3(gen: Any, fileno: int, *interval: float, **named: float) -> Any:
-    """`wait_gevent` for psycopg 3.1 and 3.2, whose only other argument is an interval."""
-    return _consume(gen, fileno, None)
+def wait_gevent_3_2(gen: Any, fileno: int, interval: float | None = None) -> Any:
+    """`wait_gevent` for psycopg 3.2, where a wait ends after `!interval` seconds anyway,
+    telling the generator nothing is ready (``notifies(timeout=...)`` relies on it)."""
+    return _consume(gen, fileno, None, interval or None)
 
 
-def _consume(gen: Any, fileno: int, deadline: float | None) -> Any:
+def wait_gevent_3_1(gen: Any, fileno: int, timeout: float | None = None) -> Any:
+    """`wait_gevent` for psycopg 3.1, whose `!timeout` only let Ctrl-C through."""
+    return _consume(gen, fileno, None, None)
+
+
+def _consume(gen: Any, fileno: int, deadline: float | None, interval: float | None) -> Any:
     hub = get_hub()
     loop = hub.loop
     try:
         wait = next(gen)
         while True:
+            limit = interval
+            if deadline is not None:
+                remaining = max(deadline - monotonic(), 0.0)
+                limit = remaining if limit is None else min(limit, remaining)
             waiter = Waiter(hub)
             watcher = loop.io(fileno, _EVENTS[wait])
             timer = None
             try:
                 watcher.start(waiter.switch, pass_events=True)
-                if deadline is not None:
-                    timer = loop.timer(max(deadline - monotonic(), 0.0))
-                    # The generator is told nothing is ready, then the deadline is checked.
+                if limit is not None:
+                    timer = loop.timer(limit)
+                    # Woken with no events: the generator is told nothing is ready.
                     timer.start(waiter.switch, 0)
                 events = waiter.get()
             finally:
@@ -78,13 +90,16 @@ def _consume(gen: Any, fileno: int, deadline: float | None) -> Any:
 
 
 def chosen() -> Callable[..., Any]:
-    """The wait function for the installed psycopg's contract."""
-    parameters = inspect.signature(waiting.wait_poll).parameters
-    return (
-        wait_gevent
-        if "timeout" in parameters and "interval" in parameters
-        else (wait_gevent_before_3_3)
-    )
+    """The wait function for the contract of the installed psycopg (3.1, 3.2, 3.3 on)."""
+    parameters = inspect.signature(waiting.wait_select).parameters
+    if "interval" not in parameters:
+        return wait_gevent_3_1
+    if "timeout" not in parameters:
+        return wait_gevent_3_2
+    return wait_gevent
+
+
+_OURS = (wait_gevent, wait_gevent_3_2, wait_gevent_3_1)
 
 
 def install() -> bool:
@@ -94,7 +109,7 @@ def install() -> bool:
     was imported before patching, which the backend refuses) and a choice the user made with
     PSYCOPG_WAIT_FUNC.
     """
-    if waiting.wait in (wait_gevent, wait_gevent_before_3_3):
+    if waiting.wait in _OURS:
         return True
     if PSYCOPG_CHOICE in os.environ or waiting.wait is getattr(waiting, "wait_c", None):
         return False
