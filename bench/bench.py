@@ -37,6 +37,7 @@ ALL_SETUPS = [
     "geventpool",
     "geventpool-psycopg2",
     "django-ceiling",
+    "django-ceiling-gevent-wait",
     "django-pool",
     "django-db-geventpool-4.0.8",
     "raw-psycopg",

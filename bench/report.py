@@ -9,6 +9,7 @@ LABELS = {
     "geventpool": "geventpool, psycopg 3",
     "geventpool-psycopg2": "geventpool, psycopg2 + psycogreen",
     "django-ceiling": "Django, 1 persistent connection per greenlet (ceiling)",
+    "django-ceiling-gevent-wait": "the ceiling, with our psycopg 3 wait function",
     "django-pool": "Django's own pool (psycopg_pool)",
     "django-db-geventpool-4.0.8": "django-db-geventpool 4.0.8, psycopg 3",
     "raw-psycopg": "psycopg 3 without Django (driver limit)",

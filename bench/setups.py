@@ -132,6 +132,18 @@ class DjangoCeiling(Setup):
         return conns
 
 
+class DjangoCeilingGeventWait(DjangoCeiling):
+    """The ceiling again, with the wait function our psycopg 3 backend gives psycopg: what
+    separates our row from this one is the cost of the pool and of Django's connect/close."""
+
+    def __init__(self, conns: int, app_name: str) -> None:
+        from django_db_geventpool.backends.postgresql_psycopg3 import green
+
+        if not green.install():
+            raise SystemExit("the gevent wait function was not installed (PSYCOPG_WAIT_FUNC?)")
+        super().__init__(conns, app_name)
+
+
 class DjangoNativePool(Setup):
     """Django's own "pool" option (psycopg_pool), imported after monkey-patching."""
 
@@ -207,6 +219,7 @@ SETUPS: dict[str, Callable[..., Target]] = {
     "geventpool": Ours,
     "geventpool-psycopg2": OursPsycopg2,
     "django-ceiling": DjangoCeiling,
+    "django-ceiling-gevent-wait": DjangoCeilingGeventWait,
     "django-pool": DjangoNativePool,
     "django-db-geventpool-4.0.8": OldGeventpool,
     "raw-psycopg": RawPsycopg,
