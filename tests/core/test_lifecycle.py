@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
@@ -118,6 +119,40 @@ def test_connections_idle_too_long_are_closed(pg, make_pool):
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pooltest'"
     ) == [(1,)]
     pool.putconn(again)
+
+
+def test_idle_connections_are_closed_with_no_checkout_at_all(pg, make_pool):
+    pool = make_pool(max_size=3, max_idle_time=0.2)
+    conns = [pool.getconn() for _ in range(3)]
+    for conn in conns:
+        pool.putconn(conn)
+    deadline = time.monotonic() + 5
+    while pool.stats()["open"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stats = pool.stats()
+    assert (stats["open"], stats["retired"]) == (0, 3)
+    assert pg.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pooltest'"
+    ) == [(0,)]
+    # Not before their time: a connection returned now is still there a moment later.
+    pool.putconn(pool.getconn())
+    time.sleep(0.1)
+    assert pool.stats()["open"] == 1
+
+
+def test_closing_the_pool_stops_its_background_sweep(make_pool):
+    pool = make_pool(name="sweeper", max_size=1, max_idle_time=0.2)
+    pool.putconn(pool.getconn())
+
+    def sweeping():
+        return any(thread.name == "geventpool-sweep-sweeper" for thread in threading.enumerate())
+
+    assert sweeping()
+    pool.close()
+    deadline = time.monotonic() + 5
+    while sweeping():
+        assert time.monotonic() < deadline, "the sweeping thread outlived its pool"
+        time.sleep(0.02)
 
 
 def test_reset_query_keeps_session_state_from_leaking(pg, make_pool):

@@ -65,6 +65,23 @@ def test_idle_connections_settle_at_reuse_conns(env):
     assert stats["opened"] - stats["closed"] == 3
 
 
+def test_idle_connections_are_closed_without_traffic(env):
+    result = run_scenario(
+        "green.py",
+        "idle_sweep",
+        env,
+        options={"MAX_CONNS": 5, "MAX_IDLE_TIME": 0.3},
+        greenlets=5,
+        quiet=1.0,
+    )
+    assert result["opened"] == 5
+    assert result["after"] == 0
+    stats = result["stats"]
+    assert (stats["open"], stats["idle"], stats["retired"]) == (0, 0, 5)
+    if RUNTIME == "gevent":
+        assert result["loop_finished"] is True
+
+
 def test_waiters_are_served_first_come_first_served(env):
     result = run_scenario("green.py", "fifo", env, options={"MAX_CONNS": 1}, waiters=10)
     assert result["waiting_before_release"] == 10

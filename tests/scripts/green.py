@@ -123,6 +123,32 @@ def herd(args):
 
 
 @scenario
+def idle_sweep(args):
+    """Connections left idle are closed after MAX_IDLE_TIME with no traffic at all."""
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    @close_connection
+    def request():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.05)")
+
+    green.joinall([green.spawn(request) for _ in range(args["greenlets"])])
+    opened = server_connections(args["app"])
+    # No checkout, no return from here on: only the background sweep can close them.
+    green.sleep(args["quiet"])
+    report = {"opened": opened, "after": server_connections(args["app"]), "stats": pool_stats()}
+    if cell.RUNTIME == "gevent":
+        import gevent
+
+        # The sweep's timer doesn't count as work: a process whose greenlets are done
+        # still sees its loop finish (gevent.wait() returns True), pool or not.
+        report["loop_finished"] = gevent.wait(timeout=5)
+    return report
+
+
+@scenario
 def fifo(args):
     """Waiters queued one after another get the single connection in arrival order."""
     from django.db import connection

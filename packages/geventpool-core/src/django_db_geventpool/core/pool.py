@@ -115,7 +115,7 @@ class ConnectionPool(Generic[ConnT]):
     Connections are checked on the way out without a round trip (their local state), and
     pinged only when they have been idle for `!ping_after` seconds or a sibling was found
     dead. They are retired, never while lent, after `!max_lifetime` seconds (shortened by a
-    random jitter) or `!max_idle_time` seconds idle.
+    random jitter) or `!max_idle_time` seconds idle, the latter also in the background.
     """
 
     def __init__(
@@ -168,6 +168,9 @@ class ConnectionPool(Generic[ConnT]):
         self._size = 0
         self._closed = False
         self._watching = False
+        # Whether idle connections are swept in the background, and how to stop it.
+        self._sweeping = False
+        self._stop_sweeping: Callable[[], None] | None = None
 
         self._checkouts = 0
         self._waits = 0
@@ -391,6 +394,8 @@ class ConnectionPool(Generic[ConnT]):
             self._close(old, retired=True)
         if not keep:
             self._close(entry)
+        elif not self._sweeping and self.max_idle_time is not None:
+            self._start_sweeping(self.max_idle_time)
 
     def _reset(self, conn: ConnT) -> bool:
         """Bring `!conn` back to an idle session; return False if it can't be reused."""
@@ -467,6 +472,34 @@ class ConnectionPool(Generic[ConnT]):
             self._free_slot()
         return stale
 
+    def _start_sweeping(self, max_idle_time: float) -> None:
+        """Close connections idle for too long even when no checkout or return comes."""
+        with self._lock:
+            if self._sweeping or self._closed:
+                return
+            self._sweeping = True
+        ref = weakref.ref(self)
+
+        def sweep() -> bool:
+            pool = ref()
+            if pool is None or pool._closed or pool._pid != os.getpid():
+                return False
+            pool._sweep()
+            return True
+
+        # Idle connections are closed between MAX_IDLE_TIME and a quarter more (or a
+        # minute more, for long ones).
+        interval = min(max(max_idle_time / 4, 0.05), 60.0)
+        self._stop_sweeping = self.runtime.repeat(interval, sweep, f"geventpool-sweep-{self.name}")
+
+    def _sweep(self) -> None:
+        with self._lock:
+            stale = self._take_stale(monotonic())
+        for entry in stale:
+            self._close(entry, retired=True)
+        if stale:
+            logger.debug("pool %r: closed %d idle connections", self.name, len(stale))
+
     def _suspect_idle(self) -> None:
         """A connection was found dead: the server may have restarted, killing its siblings."""
         with self._lock:
@@ -503,6 +536,8 @@ class ConnectionPool(Generic[ConnT]):
             waiter.event.set()
         for entry in idle:
             self._close(entry)
+        if self._stop_sweeping is not None:
+            self._stop_sweeping()
         if idle or waiting:
             logger.info("pool %r closed: %d idle connections closed", self.name, len(idle))
 

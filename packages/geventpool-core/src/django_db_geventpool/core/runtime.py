@@ -34,6 +34,10 @@ class Runtime:
     lock: Callable[[], threading.Lock]
     #: A one-shot event a waiting client blocks on until it is served.
     event: Callable[[], Event]
+    #: ``repeat(interval, func, name)`` calls `!func` every `!interval` seconds in the
+    #: background, where it may do I/O, until it returns False; it returns a function that
+    #: stops it. It never keeps the process (or gevent's loop) alive on its own.
+    repeat: Callable[[float, Callable[[], bool], str], Callable[[], None]]
 
 
 def detect() -> Runtime:
@@ -45,11 +49,12 @@ def detect() -> Runtime:
         # greenlet never finds it taken by another greenlet of its thread, and it costs a
         # tenth of gevent's. Between OS threads it blocks as a lock must.
         native_lock: Callable[[], threading.Lock] = get_original("_thread", "allocate_lock")
-        return Runtime("gevent", native_lock, GreenWakeup)
+        return Runtime("gevent", native_lock, GreenWakeup, _repeat_on_gevent)
     if _eventlet_patched():
-        # eventlet's patched threading module provides green Lock and Event.
-        return Runtime("eventlet", threading.Lock, threading.Event)
-    return Runtime("threads", threading.Lock, threading.Event)
+        # eventlet's patched threading module provides green Lock and Event, and its
+        # Thread is a green thread.
+        return Runtime("eventlet", threading.Lock, threading.Event, _repeat_in_thread)
+    return Runtime("threads", threading.Lock, threading.Event, _repeat_in_thread)
 
 
 def _gevent_patched() -> bool:
@@ -108,3 +113,32 @@ def _native_get_ident() -> Callable[[], int]:
 
     get_ident: Callable[[], int] = get_original("_thread", "get_ident")
     return get_ident
+
+
+def _repeat_in_thread(interval: float, func: Callable[[], bool], name: str) -> Callable[[], None]:
+    # A daemon thread: it doesn't hold up the interpreter's exit.
+    stopped = threading.Event()
+
+    def run() -> None:
+        while not stopped.wait(interval):
+            if not func():
+                return
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return stopped.set
+
+
+def _repeat_on_gevent(interval: float, func: Callable[[], bool], name: str) -> Callable[[], None]:
+    # A timer that doesn't count as work for the loop, so that gevent.wait() and a hub with
+    # nothing else to do still return; each tick runs `func` in a greenlet of its own,
+    # since the hub itself must never wait for I/O.
+    from gevent import get_hub, spawn
+
+    timer = get_hub().loop.timer(interval, interval, ref=False)
+
+    def run() -> None:
+        if not func():
+            timer.close()
+
+    timer.start(spawn, run)
+    return timer.close  # type: ignore[no-any-return]
