@@ -131,7 +131,7 @@ def _repeat_in_thread(interval: float, func: Callable[[], bool], name: str) -> C
 def _repeat_on_gevent(interval: float, func: Callable[[], bool], name: str) -> Callable[[], None]:
     # A timer that doesn't count as work for the loop, so that gevent.wait() and a hub with
     # nothing else to do still return; each tick runs `func` in a greenlet of its own,
-    # since the hub itself must never wait for I/O.
+    # since the hub itself must never wait for I/O. (`name` only names threads.)
     from gevent import get_hub, spawn
 
     timer = get_hub().loop.timer(interval, interval, ref=False)

@@ -26,6 +26,18 @@ def _server_timezone(conn: Any) -> str | None:
     return value.decode() if value is not None else None
 
 
+_WAIT_C_FIXES = {
+    "gevent": (
+        "psycopg was imported before gevent's monkey.patch_all(): patch first, before"
+        " anything imports Django's database backends (gunicorn's gevent worker does),"
+        " or set PSYCOPG_WAIT_FUNC=wait_select in the environment"
+    ),
+    "eventlet": (
+        "psycopg doesn't detect eventlet: set PSYCOPG_WAIT_FUNC=wait_select in the environment"
+    ),
+}
+
+
 class Psycopg3Mixin(DatabaseWrapperMixin):
     """The pool mixin, plus the checks that psycopg 3 cooperates with the greenlet runtime."""
 
@@ -35,28 +47,17 @@ class Psycopg3Mixin(DatabaseWrapperMixin):
     def check_pool_runtime(self, runtime: Runtime) -> None:
         from psycopg import waiting
 
-        # psycopg picks its wait function once, when imported. Its C one polls the socket
-        # directly, blocking the whole process, not just the greenlet.
         if runtime.name == "threads":
             return
-        if waiting.wait is not getattr(waiting, "wait_c", None):
-            if runtime.name == "gevent":
-                from django_db_geventpool.backends.postgresql_psycopg3 import green
-
-                green.install()
-            return
+        # psycopg picks its wait function once, when imported. Its C one polls the socket
+        # directly, blocking the whole process, not just the greenlet.
+        if waiting.wait is getattr(waiting, "wait_c", None):
+            raise ImproperlyConfigured(
+                f"DATABASES[{self.alias!r}]: psycopg waits with a call that blocks every"
+                f" {runtime.name} greenlet; {_WAIT_C_FIXES[runtime.name]}"
+            )
         if runtime.name == "gevent":
-            fix = (
-                "psycopg was imported before gevent's monkey.patch_all(): patch first, before"
-                " anything imports Django's database backends (gunicorn's gevent worker does),"
-                " or set PSYCOPG_WAIT_FUNC=wait_select in the environment"
-            )
-        else:
-            fix = (
-                "psycopg doesn't detect eventlet:"
-                " set PSYCOPG_WAIT_FUNC=wait_select in the environment"
-            )
-        raise ImproperlyConfigured(
-            f"DATABASES[{self.alias!r}]: psycopg waits with a call that blocks every"
-            f" {runtime.name} greenlet; {fix}"
-        )
+            # psycopg's own choice yields to the hub too, at a higher cost.
+            from django_db_geventpool.backends.postgresql_psycopg3 import green
+
+            green.install()
