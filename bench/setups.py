@@ -8,7 +8,6 @@ monkey-patched, and only for the setup being measured.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -30,18 +29,11 @@ class Target(Protocol):
 
 
 def django_database(engine: str, app_name: str, **extra: Any) -> dict[str, Any]:
-    """A DATABASES entry for the server in the PG* variables."""
+    """A DATABASES entry for the server in the PG* variables, named `!app_name` there."""
+    from support.databases import database_from_env
+
     options = {"application_name": app_name, **extra.pop("OPTIONS", {})}
-    return {
-        "ENGINE": engine,
-        "NAME": os.environ["PGDATABASE"],
-        "USER": os.environ["PGUSER"],
-        "PASSWORD": os.environ.get("PGPASSWORD", ""),
-        "HOST": os.environ["PGHOST"],
-        "PORT": os.environ["PGPORT"],
-        "OPTIONS": options,
-        **extra,
-    }
+    return database_from_env(engine, OPTIONS=options, **extra)
 
 
 def configure_django(database: dict[str, Any]) -> None:

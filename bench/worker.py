@@ -22,7 +22,10 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+# The tests' DATABASES helper: plain Python, so it loads in django-db-geventpool's venv too.
+sys.path.insert(0, str(HERE.parent / "tests"))
 
 from setups import SETUPS, Target  # noqa: E402
 

@@ -1,11 +1,14 @@
 """Settings for Django's own ``tests/runtests.py``, with the ENGINE chosen by the runner.
 
-run.py puts this folder on PYTHONPATH and passes ``--settings=geventpool_suite_settings``;
-the server comes from the PG* variables, the ENGINE and its OPTIONS from the environment.
+run.py puts this folder and tests/ on PYTHONPATH and passes
+``--settings=geventpool_suite_settings``; the server comes from the PG* variables, the ENGINE
+and its OPTIONS from the environment.
 """
 
 import json
 import os
+
+from support.databases import database_from_env
 
 ENGINE = os.environ["GEVENTPOOL_SUITE_ENGINE"]
 OPTIONS = json.loads(os.environ.get("GEVENTPOOL_SUITE_OPTIONS", "{}"))
@@ -14,16 +17,9 @@ SUFFIX = os.environ.get("GEVENTPOOL_SUITE_SUFFIX", "")
 
 
 def _database(alias):
-    return {
-        "ENGINE": ENGINE,
-        "NAME": os.environ["PGDATABASE"],
-        "USER": os.environ["PGUSER"],
-        "PASSWORD": os.environ.get("PGPASSWORD", ""),
-        "HOST": os.environ["PGHOST"],
-        "PORT": os.environ["PGPORT"],
-        "OPTIONS": dict(OPTIONS),
-        "TEST": {"NAME": f"test_django_{alias}{SUFFIX}"},
-    }
+    return database_from_env(
+        ENGINE, OPTIONS=dict(OPTIONS), TEST={"NAME": f"test_django_{alias}{SUFFIX}"}
+    )
 
 
 DATABASES = {"default": _database("default"), "other": _database("other")}

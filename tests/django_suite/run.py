@@ -80,7 +80,9 @@ def run_suite(
         "GEVENTPOOL_SUITE_OPTIONS": json.dumps(options),
         "GEVENTPOOL_SUITE_SUFFIX": "_" + unique_dbname("s").split("_")[1],
         "GEVENTPOOL_SUITE_REPORT": str(report),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     command = [sys.executable, "runtests.py", "--settings=geventpool_suite_settings"]
     command += ["--noinput", f"--parallel={args.parallel}", *modules]
