@@ -115,9 +115,7 @@ def test_connections_idle_too_long_are_closed(pg, make_pool):
     again = pool.getconn()
     stats = pool.stats()
     assert (stats["open"], stats["retired"]) == (1, 3)
-    assert pg.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pooltest'"
-    ) == [(1,)]
+    assert pg.sessions("pooltest", settles_at=1) == 1
     pool.putconn(again)
 
 
@@ -131,9 +129,7 @@ def test_idle_connections_are_closed_with_no_checkout_at_all(pg, make_pool):
         time.sleep(0.02)
     stats = pool.stats()
     assert (stats["open"], stats["retired"]) == (0, 3)
-    assert pg.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pooltest'"
-    ) == [(0,)]
+    assert pg.sessions("pooltest", settles_at=0) == 0
     # Not before their time: a connection returned now is still there a moment later.
     pool.putconn(pool.getconn())
     time.sleep(0.1)

@@ -10,12 +10,6 @@ import pytest
 from django_db_geventpool.core import ConnectionPool, PoolClosed, PoolTimeout
 
 
-def server_sessions(pg):
-    return pg.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pooltest'")[
-        0
-    ][0]
-
-
 def test_threads_share_the_cap_and_wait_their_turn(pg, connect, make_pool):
     pool = make_pool(max_size=3)
     assert pool.runtime.name == "threads"
@@ -40,10 +34,10 @@ def test_threads_share_the_cap_and_wait_their_turn(pg, connect, make_pool):
         t.join()
     assert peak <= 3
     assert len(connect.opened) == 3
-    assert server_sessions(pg) == 3
+    assert pg.sessions("pooltest") == 3
     assert pool.stats()["checkouts"] == 30
     pool.close()
-    assert server_sessions(pg) == 0
+    assert pg.sessions("pooltest", settles_at=0) == 0
 
 
 def test_timeout_names_alias_cap_and_fix(connect, make_pool):

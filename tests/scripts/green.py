@@ -61,6 +61,20 @@ def server_connections(app):
         conn.close()
 
 
+def settled_connections(app, within=5.0):
+    """The server's session count once it agrees with what the pool holds open.
+
+    A backend leaves pg_stat_activity only when its process has exited, a moment after the pool
+    closed the connection; waiting up to `within` seconds keeps that lag out of the counts.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        count = server_connections(app)
+        if count == pool_stats()["open"] or time.monotonic() >= deadline:
+            return count
+        green.sleep(0.01)
+
+
 COUNT_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
 
 
@@ -117,7 +131,7 @@ def herd(args):
         "sampled_peak": sampled["peak"],
         "samples": sampled["samples"],
         "backend_pids": len({green.result(g) for g in greenlets}),
-        "after": server_connections(args["app"]),
+        "after": settled_connections(args["app"]),
         "stats": pool_stats(),
     }
 
@@ -138,7 +152,7 @@ def idle_sweep(args):
     opened = server_connections(args["app"])
     # No checkout, no return from here on: only the background sweep can close them.
     green.sleep(args["quiet"])
-    report = {"opened": opened, "after": server_connections(args["app"]), "stats": pool_stats()}
+    report = {"opened": opened, "after": settled_connections(args["app"]), "stats": pool_stats()}
     if cell.RUNTIME == "gevent":
         import gevent
 
@@ -232,7 +246,7 @@ def killed(args):
         "killed_pids": pids,
         "waiting_before_kill": waiting,
         "outcomes": outcomes,
-        "after": server_connections(args["app"]),
+        "after": settled_connections(args["app"]),
         "stats": pool_stats(),
     }
 

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,6 +251,25 @@ class PgServer:
         with psycopg.connect(self.conninfo(dbname), autocommit=True, connect_timeout=10) as conn:
             cur = conn.execute(sql, params)
             return cur.fetchall() if cur.description is not None else []
+
+    def sessions(
+        self, application_name: str, settles_at: int | None = None, within: float = 5.0
+    ) -> int:
+        """Count the server's sessions named `!application_name`.
+
+        With `!settles_at`, wait up to `!within` seconds for the count to reach it first: a
+        backend leaves pg_stat_activity only when its process has exited, a moment after the
+        client closed the connection.
+        """
+        deadline = time.monotonic() + within
+        while True:
+            count = self.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                [application_name],
+            )[0][0]
+            if settles_at is None or count == settles_at or time.monotonic() >= deadline:
+                return int(count)
+            time.sleep(0.01)
 
     def ensure_role(self, name: str) -> str:
         """Create the role `!name` unless it exists (roles are shared by the whole server)."""
