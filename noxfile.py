@@ -139,8 +139,9 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
     if driver == "psycopg2":
         folders.append(str(ROOT / "tests" / "psycopg2"))
     else:
-        # How psycopg 3 must be set up under eventlet (the rest of tests/psycopg3 is gevent's).
-        folders.append(str(ROOT / "tests" / "psycopg3" / "test_wait_function.py"))
+        # How psycopg 3 waits under the cell's runtime (the rest of tests/psycopg3 is gevent's).
+        for name in ("test_wait_function.py", "test_green_wait.py"):
+            folders.append(str(ROOT / "tests" / "psycopg3" / name))
     session.run(
         "pytest",
         *folders,

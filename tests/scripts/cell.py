@@ -43,10 +43,6 @@ def patch():
         from django_db_geventpool.backends.postgresql_psycopg2.green import patch_psycopg2
 
         patch_psycopg2()
-    elif RUNTIME == "eventlet":
-        # psycopg 3 doesn't know eventlet: its select()-based wait is what eventlet patches.
-        # It reads this when first imported, so it is set before anything imports it.
-        os.environ["PSYCOPG_WAIT_FUNC"] = "wait_select"
 
 
 def observer():

@@ -1,4 +1,7 @@
-"""psycopg imported before monkey-patching: the first connection must refuse to run."""
+"""psycopg imported before monkey-patching: the first connection must refuse to run.
+
+The cell's runtime (GEVENTPOOL_RUNTIME) patches, but only once Django has loaded the backend.
+"""
 
 import json
 import sys
@@ -21,9 +24,9 @@ from django.db import connection  # noqa: E402
 connection.ensure_connection  # noqa: B018 (loads the backend, hence psycopg)
 assert "psycopg" in sys.modules
 
-from gevent import monkey  # noqa: E402
+import cell  # noqa: E402
 
-monkey.patch_all()
+cell.patch()
 
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 

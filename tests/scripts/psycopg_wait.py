@@ -1,4 +1,4 @@
-"""Scenarios about how psycopg 3 waits for the server under gevent.
+"""Scenarios about how psycopg 3 waits for the server under the cell's runtime.
 
 Usage: python psycopg_wait.py SCENARIO '{"json": "arguments"}', as green.py, which patches first.
 """
@@ -25,6 +25,22 @@ def chosen(args):
     with close_connection(), connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return {"before": before, "after": wait_function()}
+
+
+@scenario
+def first_connection(args):
+    """Whether the first connection is refused, and why."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connection
+
+    from django_db_geventpool.utils import close_connection
+
+    try:
+        with close_connection():
+            connection.ensure_connection()
+    except ImproperlyConfigured as ex:
+        return {"error": str(ex)}
+    return {"error": None}
 
 
 @scenario

@@ -26,14 +26,15 @@ def _server_timezone(conn: Any) -> str | None:
     return value.decode() if value is not None else None
 
 
-_WAIT_C_FIXES = {
+_PATCH_FIRST = {
     "gevent": (
         "psycopg was imported before gevent's monkey.patch_all(): patch first, before"
         " anything imports Django's database backends (gunicorn's gevent worker does),"
         " or set PSYCOPG_WAIT_FUNC=wait_select in the environment"
     ),
     "eventlet": (
-        "psycopg doesn't detect eventlet: set PSYCOPG_WAIT_FUNC=wait_select in the environment"
+        "psycopg was imported before eventlet.monkey_patch(): patch first, before anything"
+        " imports Django's database backends"
     ),
 }
 
@@ -47,17 +48,36 @@ class Psycopg3Mixin(DatabaseWrapperMixin):
     def check_pool_runtime(self, runtime: Runtime) -> None:
         from psycopg import waiting
 
+        from django_db_geventpool.backends.postgresql_psycopg3 import waits
+
         if runtime.name == "threads":
             return
-        # psycopg picks its wait function once, when imported. Its C one polls the socket
-        # directly, blocking the whole process, not just the greenlet.
-        if waiting.wait is getattr(waiting, "wait_c", None):
-            raise ImproperlyConfigured(
-                f"DATABASES[{self.alias!r}]: psycopg waits with a call that blocks every"
-                f" {runtime.name} greenlet; {_WAIT_C_FIXES[runtime.name]}"
-            )
         if runtime.name == "gevent":
-            # psycopg's own choice yields to the hub too, at a higher cost.
+            # psycopg picks its wait function once, when imported: its C one, which blocks
+            # the whole process, unless gevent had patched `select` by then.
+            if waiting.wait is getattr(waiting, "wait_c", None) and waits.user_choice() is None:
+                raise ImproperlyConfigured(
+                    f"DATABASES[{self.alias!r}]: psycopg would block every gevent greenlet"
+                    f" while it waits for the server; {_PATCH_FIRST['gevent']}"
+                )
             from django_db_geventpool.backends.postgresql_psycopg3 import green
 
             green.install()
+        else:
+            # Connecting waits with a selector psycopg took from `selectors` when imported.
+            from eventlet.green import selectors
+
+            if getattr(waiting, "DefaultSelector", None) is not selectors.DefaultSelector:
+                raise ImproperlyConfigured(
+                    f"DATABASES[{self.alias!r}]: psycopg would block every eventlet greenlet"
+                    f" while it connects; {_PATCH_FIRST['eventlet']}"
+                )
+            from django_db_geventpool.backends.postgresql_psycopg3 import green_eventlet
+
+            green_eventlet.install()
+        if waiting.wait is getattr(waiting, "wait_c", None):
+            raise ImproperlyConfigured(
+                f"DATABASES[{self.alias!r}]: PSYCOPG_WAIT_FUNC=wait_c blocks every"
+                f" {runtime.name} greenlet while one waits for the server: unset"
+                " PSYCOPG_WAIT_FUNC to let the backend choose, or set it to wait_select"
+            )
