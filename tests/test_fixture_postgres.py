@@ -6,11 +6,22 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from support.postgres import DSN_VARIABLE, PgServer
+import support.postgres
+from support.postgres import (
+    DSN_VARIABLE,
+    PIP_POSTGRES,
+    Cluster,
+    PgServer,
+    bundled_postgres,
+    copy_postgres,
+    open_server,
+    postgres_binaries,
+)
 
 TESTS_DIR = Path(__file__).parent
 
@@ -80,3 +91,60 @@ def test_restart_keeps_the_address_and_drops_connections(pg: PgServer) -> None:
         with pytest.raises(psycopg.OperationalError):
             conn.execute("SELECT 1")
     assert pg.execute("SELECT 1") == [(1,)]
+
+
+@pytest.fixture
+def pip_postgres(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The bin directory of the PostgreSQL pip installs, with PATH left without one."""
+    bindir = bundled_postgres()
+    if bindir is None:
+        reason = f"{PIP_POSTGRES} is not installed: pip install {PIP_POSTGRES}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (the nox tests sessions install it)", pytrace=False)
+        pytest.skip(reason)
+    path = os.environ["PATH"].split(os.pathsep)
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in path if not Path(d, "initdb").exists()))
+    for variable in (DSN_VARIABLE, "PGHOST"):
+        monkeypatch.delenv(variable, raising=False)
+    return bindir
+
+
+def test_without_postgresql_on_path_the_pip_installed_one_runs(pip_postgres: Path) -> None:
+    assert postgres_binaries() == (str(pip_postgres / "initdb"), str(pip_postgres / "pg_ctl"))
+    server = open_server()
+    assert server.cluster is not None
+    try:
+        (version,) = server.execute("SHOW server_version_num")[0]
+        assert int(version) >= 160000
+        # The server running is that installation's, not one PATH had after all.
+        (data_directory,) = server.execute("SHOW data_directory")[0]
+        assert Path(data_directory) == server.cluster.datadir
+    finally:
+        server.close()
+    assert not server.cluster.base.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
+@pytest.mark.parametrize("user", ["postgres", "nobody"])
+def test_an_installation_the_server_user_cannot_reach_is_copied(
+    pip_postgres: Path, user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nobody: a machine with no postgres OS user, which has never had PostgreSQL installed.
+    monkeypatch.setattr(support.postgres, "UNPRIVILEGED_USERS", (user,))
+    # Like a virtualenv under /root: a directory only root may enter.
+    hidden = Path(tempfile.mkdtemp(prefix="geventpool-root-only-", dir="/tmp"))
+    try:
+        hidden.chmod(0o700)
+        bindir = copy_postgres(pip_postgres, hidden)
+        cluster = Cluster(str(bindir / "initdb"), str(bindir / "pg_ctl"))
+        try:
+            assert cluster.run_as[-2:] == [user, "--"]
+            assert Path(cluster.initdb).is_relative_to(cluster.base)
+            cluster.init()
+            cluster.start()
+            assert cluster.running
+        finally:
+            cluster.destroy()
+        assert not cluster.base.exists()
+    finally:
+        shutil.rmtree(hidden)

