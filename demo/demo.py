@@ -163,6 +163,11 @@ def main() -> int:
     args = parse_args()
     print("starting PostgreSQL ...", flush=True)
     server = open_server()
+    (version,) = server.execute("SHOW server_version")[0]
+    where = f"{server.host}:{server.port}"
+    if server.cluster is not None:
+        where = f"a throwaway cluster on port {server.port}, binaries from {server.cluster.bindir}"
+    print(f"PostgreSQL {version}: {where}", flush=True)
     outcomes: list[Outcome] = []
     try:
         for backend in BACKENDS:
