@@ -373,16 +373,21 @@ def django_suite(session: nox.Session, driver: str) -> None:
 
 
 @nox.session(python="3.12")
-def integrations(session: nox.Session) -> None:
+@nox.parametrize("driver", ["psycopg3", "psycopg2"])
+def integrations(session: nox.Session, driver: str) -> None:
     """The pool behind PgBouncer and in a real Celery worker (tests/integrations/).
 
     pgbouncer comes from the system (apt-get install pgbouncer); arguments go to pytest.
+    Only the driver's package is installed: psycopg 3 beside psycopg2 would be Django's choice.
     """
+    package = {"psycopg3": PSYCOPG3, "psycopg2": PSYCOPG2}[driver]
     session.install(
-        "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), "Django~=5.2.0", "celery>=5.5,<6", "pytest"
+        "-e", f"{CORE}[gevent]", "-e", str(package), "Django~=5.2.0", "celery>=5.5,<6", "pytest"
     )
     # Here a missing Celery fails the tests instead of skipping them.
     session.env["GEVENTPOOL_INTEGRATIONS"] = "1"
+    session.env["GEVENTPOOL_DRIVER"] = driver
+    session.env["GEVENTPOOL_ENGINE"] = f"django_db_geventpool.backends.postgresql_{driver}"
     session.run("pytest", str(ROOT / "tests" / "integrations"), *session.posargs)
 
 

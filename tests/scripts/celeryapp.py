@@ -12,6 +12,9 @@ backend. GEVENTPOOL_CELERY_RECIPE picks how tasks give their connections back:
 
 `python celeryapp.py send N` queues N `record` tasks; `python celeryapp.py report` queues
 a `report`, which writes the pool's statistics to stats.json.
+
+With the psycopg2 ENGINE (GEVENTPOOL_ENGINE), the worker installs psycogreen's wait callback
+when it starts, as the README tells psycopg2 users to.
 """
 
 import json
@@ -20,7 +23,7 @@ import sys
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_init
 
 RECIPE = os.environ.get("GEVENTPOOL_CELERY_RECIPE", "fixup")
 FOLDER = Path(os.environ["GEVENTPOOL_CELERY_DIR"])
@@ -59,6 +62,16 @@ def setup_django():
 
         settings.configure(**{k: getattr(project, k) for k in dir(project) if k.isupper()})
     django.setup()
+
+
+if os.environ.get("GEVENTPOOL_ENGINE", "").endswith("psycopg2"):
+
+    @worker_init.connect
+    def cooperate_psycopg2(**kwargs):
+        # `-P gevent` patched the process before this module was imported.
+        from django_db_geventpool.backends.postgresql_psycopg2.green import patch_psycopg2
+
+        patch_psycopg2()
 
 
 if RECIPE == "signal":

@@ -19,7 +19,8 @@ CHECK_CHOICES = ("error", "warn")
 
 _FIX = (
     "call django_db_geventpool.backends.postgresql_psycopg2.green.patch_psycopg2() right"
-    " after monkey-patching (in gunicorn, from the post_fork hook)"
+    " after monkey-patching (in gunicorn, from the post_fork hook; in a Celery worker, from a"
+    " worker_init signal handler)"
 )
 
 
