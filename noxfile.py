@@ -147,8 +147,7 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
         folders.append(str(ROOT / "tests" / "psycopg2"))
     else:
         # How psycopg 3 waits under the cell's runtime (the rest of tests/psycopg3 is gevent's).
-        for name in ("test_wait_function.py", "test_green_wait.py"):
-            folders.append(str(ROOT / "tests" / "psycopg3" / name))
+        folders.append(str(ROOT / "tests" / "psycopg3" / "test_green_wait.py"))
     session.run(
         "pytest",
         *folders,

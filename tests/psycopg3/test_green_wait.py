@@ -1,4 +1,5 @@
-"""psycopg 3 waits for the server through the runtime's hub, with psycopg's own contract kept.
+"""psycopg 3 waits for the server through the runtime's hub, with psycopg's own contract kept;
+a way of waiting that would block every greenlet is refused, with the fix.
 
 The scripts run under the cell's runtime (GEVENTPOOL_RUNTIME): gevent, or eventlet, whose
 patching psycopg doesn't recognise.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 
 import psycopg
+import psycopg.waiting
 import pytest
 
 from support.scenarios import run_scenario
@@ -23,6 +25,7 @@ OURS = {
 # What psycopg picks on import: through gevent's patched select module; under eventlet, its
 # C function, which would block the whole process.
 PSYCOPG_PICKS = {"gevent": ".wait_poll", "eventlet": ".wait_c"}[RUNTIME]
+PATCH = {"gevent": "gevent's monkey.patch_all()", "eventlet": "eventlet.monkey_patch()"}[RUNTIME]
 
 
 @pytest.fixture
@@ -34,6 +37,27 @@ def test_the_pool_gives_psycopg_the_runtime_wait_function(pg, fresh_db, no_user_
     result = run_scenario("psycopg_wait.py", "chosen", pg.env(fresh_db))
     assert result["before"].endswith(PSYCOPG_PICKS)
     assert result["after"].startswith(OURS)
+
+
+def test_psycopg_imported_before_patching_is_refused(pg, fresh_db, no_user_choice):
+    result = run_scenario("late_patch.py", "-", pg.env(fresh_db))
+    assert f"would block every {RUNTIME} greenlet" in result["error"]
+    assert f"psycopg was imported before {PATCH}: patch first" in result["error"]
+    if RUNTIME == "gevent":
+        # The other way out: psycopg's select()-based wait, which gevent patches.
+        assert "PSYCOPG_WAIT_FUNC=wait_select" in result["error"]
+
+
+@pytest.mark.skipif(
+    not hasattr(psycopg.waiting, "wait_c"), reason="psycopg has no C wait function here"
+)
+def test_psycopg_wait_func_naming_the_blocking_function_is_refused(pg, fresh_db):
+    env = {**pg.env(fresh_db), "PSYCOPG_WAIT_FUNC": "wait_c"}
+    result = run_scenario("psycopg_wait.py", "first_connection", env)
+    assert result["error"].endswith(
+        f"PSYCOPG_WAIT_FUNC=wait_c blocks every {RUNTIME} greenlet while one waits for the"
+        " server: unset PSYCOPG_WAIT_FUNC to let the backend choose, or set it to wait_select"
+    )
 
 
 def test_a_wait_function_chosen_with_psycopg_wait_func_is_kept(pg, fresh_db):
