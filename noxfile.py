@@ -288,7 +288,12 @@ def bench(session: nox.Session) -> None:
     `-- --quick` runs a short pass; other arguments go to bench/bench.py (`-- --help`).
     """
     session.install(
-        "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), BENCH_DJANGO, "psycopg[binary,pool]"
+        "-e",
+        f"{CORE}[gevent,eventlet]",
+        "-e",
+        str(PSYCOPG3),
+        BENCH_DJANGO,
+        "psycopg[binary,pool]",
     )
     if _needs_pip_postgres():
         session.install(PIP_POSTGRES)

@@ -7,7 +7,8 @@ Every (setup, workload) runs in its own worker process (bench/worker.py) while a
 samples the setup's server connections in pg_stat_activity. django-db-geventpool 4.0.8
 shares our import name, and the psycopg2 backend refuses a process where psycopg 3 is
 importable: their workers run with the interpreters given by --old-python and
---psycopg2-python, from virtualenvs of their own.
+--psycopg2-python, from virtualenvs of their own. A second table compares psycopg 3's own
+wait functions with the backend's under gevent and eventlet (bench/waits.py), without Django.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(HERE))
 # The server is the tests' throwaway cluster (or the one GEVENTPOOL_TEST_DSN / PG* name).
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from report import Row, format_table  # noqa: E402
+from report import WAITS, Row, format_table, format_waits_table, keep_best_wait  # noqa: E402
 from sampler import ConnectionSampler  # noqa: E402
 from support.postgres import PgServer, open_server  # noqa: E402
 
@@ -48,6 +49,8 @@ ALL_SETUPS = [
 class Plan:
     cycles: int
     checkouts: int
+    # SELECT 1 queries per run of the wait-function comparison.
+    queries: int
     rounds: int
     greenlets: int
     conns: int
@@ -60,6 +63,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     plan = Plan(
         cycles=1_000 if args.quick else args.cycles,
         checkouts=1_000 if args.quick else 20_000,
+        queries=2_000 if args.quick else 30_000,
         rounds=1 if args.quick else args.rounds,
         greenlets=args.greenlets,
         conns=args.conns,
@@ -78,6 +82,17 @@ def make_plan(args: argparse.Namespace) -> Plan:
         else:
             print(f"skipping {setup}: no {option} given")
     return plan
+
+
+def measure_wait(server: PgServer, plan: Plan, runtime: str, wait: str) -> dict[str, Any]:
+    """Run bench/waits.py once; return its JSON result."""
+    command = [sys.executable, str(HERE / "waits.py"), runtime, wait]
+    command += ["--queries", str(plan.queries), "--conns", str(plan.conns)]
+    env = {**os.environ, **server.env()}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        raise SystemExit(f"wait {runtime} / {wait} failed:\n{done.stdout}{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def measure(server: PgServer, plan: Plan, setup: str, workload: str) -> tuple[dict[str, Any], int]:
@@ -131,6 +146,11 @@ def main() -> None:
                     result, peak = measure(server, plan, row.setup, workload)
                     row.add(workload, result, peak)
                     print(f"{time.monotonic() - started:5.1f} s", flush=True)
+        waits: dict[tuple[str, str], dict[str, Any]] = {}
+        for round_number in range(1, plan.rounds + 1):
+            for runtime, wait in WAITS:
+                print(f"  {round_number}/{plan.rounds} wait: {runtime}, {wait}", flush=True)
+                keep_best_wait(waits, (runtime, wait), measure_wait(server, plan, runtime, wait))
     finally:
         server.close()
 
@@ -141,6 +161,13 @@ def main() -> None:
     )
     print()
     print(format_table(rows, reference="geventpool"))
+    print()
+    print(
+        f"psycopg 3 alone, {plan.conns} connections running {plan.queries:,} `SELECT 1` side by"
+        f" side, under each runtime; best of {plan.rounds}"
+    )
+    print()
+    print(format_waits_table(waits))
 
 
 if __name__ == "__main__":

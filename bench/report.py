@@ -67,3 +67,30 @@ def format_table(rows: list[Row], reference: str) -> str:
         cells.append(str(row.peak))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+#: The wait-function comparison: (runtime, "psycopg" or "ours"), in the order of its table.
+WAITS = [("gevent", "psycopg"), ("gevent", "ours"), ("eventlet", "psycopg"), ("eventlet", "ours")]
+
+
+def keep_best_wait(kept: dict[Any, dict[str, Any]], key: Any, result: dict[str, Any]) -> None:
+    """Of several runs of one wait function, keep the one that cost the least CPU."""
+    if key not in kept or result["cpu_us"] < kept[key]["cpu_us"]:
+        kept[key] = result
+
+
+def format_waits_table(results: dict[Any, dict[str, Any]]) -> str:
+    lines = [
+        "| runtime | psycopg 3 wait function | `SELECT 1`/s | CPU µs per query | CPU vs ours |",
+        "|---|---|--:|--:|--:|",
+    ]
+    for runtime, wait in WAITS:
+        result = results[runtime, wait]
+        ours = results[runtime, "ours"]
+        owner = "ours" if wait == "ours" else "psycopg's"
+        lines.append(
+            f"| {runtime} | {owner} `{result['wait']}` | {result['queries_per_second']:,.0f}"
+            f" | {result['cpu_us']:.1f}"
+            f" | {result['cpu_us'] / ours['cpu_us']:.2f}\N{MULTIPLICATION SIGN} |"
+        )
+    return "\n".join(lines)
