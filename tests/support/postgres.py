@@ -211,13 +211,12 @@ def run_unprivileged() -> tuple[list[str], pwd.struct_passwd]:
     For a root process: the first of `UNPRIVILEGED_USERS` that exists, through runuser.
     """
     runuser = shutil.which("runuser")
-    for name in UNPRIVILEGED_USERS:
-        try:
-            owner = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        if runuser is not None:
-            return [runuser, "-u", name, "--"], owner
+    if runuser is not None:
+        for name in UNPRIVILEGED_USERS:
+            try:
+                return [runuser, "-u", name, "--"], pwd.getpwnam(name)
+            except KeyError:
+                continue
     raise ServerUnavailable(
         "PostgreSQL refuses to run as root, and this machine has no runuser or none of the OS"
         f" users {', '.join(UNPRIVILEGED_USERS)} to run it as: run as another user, or set"
