@@ -26,17 +26,7 @@ def _server_timezone(conn: Any) -> str | None:
     return value.decode() if value is not None else None
 
 
-_PATCH_FIRST = {
-    "gevent": (
-        "psycopg was imported before gevent's monkey.patch_all(): patch first, before"
-        " anything imports Django's database backends (gunicorn's gevent worker does),"
-        " or set PSYCOPG_WAIT_FUNC=wait_select in the environment"
-    ),
-    "eventlet": (
-        "psycopg was imported before eventlet.monkey_patch(): patch first, before anything"
-        " imports Django's database backends"
-    ),
-}
+_PATCHES = {"gevent": "gevent's monkey.patch_all()", "eventlet": "eventlet.monkey_patch()"}
 
 
 class Psycopg3Mixin(DatabaseWrapperMixin):
@@ -46,35 +36,31 @@ class Psycopg3Mixin(DatabaseWrapperMixin):
     pool_server_timezone = staticmethod(_server_timezone)
 
     def check_pool_runtime(self, runtime: Runtime) -> None:
-        from psycopg import waiting
+        import selectors
 
-        from django_db_geventpool.backends.postgresql_psycopg3 import waits
+        from psycopg import waiting
 
         if runtime.name == "threads":
             return
+        # psycopg connects through the selector it took from `selectors` when imported: one
+        # the runtime had not patched yet blocks the whole process, whatever the wait
+        # function for queries.
+        if getattr(waiting, "DefaultSelector", None) is not selectors.DefaultSelector:
+            raise ImproperlyConfigured(
+                f"DATABASES[{self.alias!r}]: psycopg would block every {runtime.name} greenlet"
+                f" while it connects: psycopg was imported before {_PATCHES[runtime.name]}."
+                " Patch first, before anything imports Django's database backends (gunicorn's"
+                " gevent worker and `celery worker -P gevent` do)"
+            )
         if runtime.name == "gevent":
-            # psycopg picks its wait function once, when imported: its C one, which blocks
-            # the whole process, unless gevent had patched `select` by then.
-            if waiting.wait is getattr(waiting, "wait_c", None) and waits.user_choice() is None:
-                raise ImproperlyConfigured(
-                    f"DATABASES[{self.alias!r}]: psycopg would block every gevent greenlet"
-                    f" while it waits for the server; {_PATCH_FIRST['gevent']}"
-                )
             from django_db_geventpool.backends.postgresql_psycopg3 import green
 
             green.install()
         else:
-            # Connecting waits with a selector psycopg took from `selectors` when imported.
-            from eventlet.green import selectors
-
-            if getattr(waiting, "DefaultSelector", None) is not selectors.DefaultSelector:
-                raise ImproperlyConfigured(
-                    f"DATABASES[{self.alias!r}]: psycopg would block every eventlet greenlet"
-                    f" while it connects; {_PATCH_FIRST['eventlet']}"
-                )
             from django_db_geventpool.backends.postgresql_psycopg3 import green_eventlet
 
             green_eventlet.install()
+        # Only a user's choice is left to psycopg.
         if waiting.wait is getattr(waiting, "wait_c", None):
             raise ImproperlyConfigured(
                 f"DATABASES[{self.alias!r}]: PSYCOPG_WAIT_FUNC=wait_c blocks every"
