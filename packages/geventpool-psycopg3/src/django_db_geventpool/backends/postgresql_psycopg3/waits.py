@@ -79,17 +79,12 @@ def contract() -> str:
     return "3.3"
 
 
-def user_choice() -> str | None:
-    """The wait function the user named with PSYCOPG_WAIT_FUNC, if any."""
-    return os.environ.get(PSYCOPG_CHOICE)
-
-
 def install(variants: Mapping[str, Callable[..., Any]]) -> bool:
     """Make psycopg wait with the variant of `!variants` for its contract; return whether
     it does. A choice the user made with PSYCOPG_WAIT_FUNC is left alone."""
     if waiting.wait in variants.values():
         return True
-    if user_choice() is not None:
+    if PSYCOPG_CHOICE in os.environ:
         return False
     waiting.wait = variants[contract()]
     return True
