@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import enum
+import os
+import select
+from collections.abc import Callable
+from time import monotonic
 from typing import Any, Protocol
 
 
@@ -34,6 +38,8 @@ class Connection(Protocol):
     def cursor(self) -> Any: ...
 
     def rollback(self) -> None: ...
+
+    def cancel(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -81,3 +87,47 @@ def run_reset_query(conn: Connection, query: str) -> None:
         cursor.execute(query)
     finally:
         cursor.close()
+
+
+def close_and_wait(
+    conn: Connection, timeout: float, close: Callable[[], None] | None = None
+) -> bool:
+    """Close `!conn` and wait, at most `!timeout` seconds, until its server session has ended.
+
+    `!close` closes the connection, if not just ``conn.close()``. Return False if the
+    server did not hang up in time. A backend keeps its end of the socket open until its
+    process exits, after it has left ``pg_stat_activity``, so that clients can close
+    synchronously: end-of-file on a copy of the socket means the session is gone. The wait
+    is on `select`, which gevent and eventlet patch.
+    """
+    deadline = monotonic() + timeout
+    if conn.closed:
+        return True
+    try:
+        fd = os.dup(conn.fileno())
+    except Exception:
+        # Broken already: there is no session to wait for.
+        conn.close()
+        return True
+    try:
+        (close or conn.close)()
+        return _hung_up(fd, deadline)
+    finally:
+        os.close(fd)
+
+
+def _hung_up(fd: int, deadline: float) -> bool:
+    while True:
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            return False
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            return False
+        try:
+            # What a cancelled query still had to say, then end-of-file.
+            if not os.read(fd, 65536):
+                return True
+        except OSError:
+            # Reset by the server: gone too.
+            return True

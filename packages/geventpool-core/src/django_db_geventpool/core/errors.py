@@ -8,6 +8,8 @@ the pool directly can still catch the classes defined here.
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class PoolError(Exception):
     """Base class of the errors raised by the pool."""
@@ -19,6 +21,10 @@ class PoolTimeout(PoolError):
 
 class PoolClosed(PoolError):
     """The pool was closed and hands out no more connections."""
+
+
+class ResetQueryError(PoolError, ImproperlyConfigured):  # type: ignore[misc]
+    """The reset query fails, or leaves the session in a transaction: fix the setting."""
 
 
 _bound: dict[tuple[type[PoolError], type[Exception]], type[PoolError]] = {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_db_geventpool.core.pool import (
     DEFAULT_MAX_IDLE_TIME,
     DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_SIZE,
     DEFAULT_PING_AFTER,
     DEFAULT_TIMEOUT,
 )
@@ -28,7 +31,8 @@ POOL_OPTIONS = (
     "LEAK_TIMEOUT",
 )
 
-DEFAULT_MAX_CONNS = 4
+#: The longest duration the runtimes' timers take (about 292 years on 64-bit Linux).
+MAX_SECONDS = threading.TIMEOUT_MAX
 
 # What each duration means when set to None.
 _NONE_MEANS = {
@@ -42,9 +46,11 @@ _NONE_MEANS = {
 
 @dataclass(frozen=True)
 class PoolOptions:
-    max_conns: int = DEFAULT_MAX_CONNS
-    reuse_conns: int = DEFAULT_MAX_CONNS
+    max_conns: int = DEFAULT_MAX_SIZE
+    reuse_conns: int = DEFAULT_MAX_SIZE
     checkout_timeout: float | None = DEFAULT_TIMEOUT
+    #: libpq's ``connect_timeout`` from OPTIONS, which the pool enforces too.
+    connect_timeout: float | None = None
     ping_after: float | None = DEFAULT_PING_AFTER
     max_lifetime: float | None = DEFAULT_MAX_LIFETIME
     max_idle_time: float | None = DEFAULT_MAX_IDLE_TIME
@@ -76,7 +82,7 @@ class PoolOptions:
                 f" {where}['OPTIONS']['MAX_CONNS']"
             )
 
-        max_conns = _integer(where, options, "MAX_CONNS", DEFAULT_MAX_CONNS)
+        max_conns = _integer(where, options, "MAX_CONNS", DEFAULT_MAX_SIZE)
         if max_conns < 1:
             raise ImproperlyConfigured(
                 f"{where}['OPTIONS']['MAX_CONNS'] is {max_conns}: it must be at least 1"
@@ -99,6 +105,7 @@ class PoolOptions:
             max_conns=max_conns,
             reuse_conns=reuse_conns,
             checkout_timeout=_seconds(where, options, "CHECKOUT_TIMEOUT", DEFAULT_TIMEOUT),
+            connect_timeout=_connect_timeout(where, options),
             ping_after=_seconds(where, options, "PING_AFTER", DEFAULT_PING_AFTER),
             max_lifetime=_seconds(where, options, "MAX_LIFETIME", DEFAULT_MAX_LIFETIME),
             max_idle_time=_seconds(where, options, "MAX_IDLE_TIME", DEFAULT_MAX_IDLE_TIME),
@@ -113,12 +120,43 @@ def _seconds(
     value = options.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    seconds = _finite(value)
+    if seconds is None or not 0 <= seconds <= MAX_SECONDS:
         raise ImproperlyConfigured(
             f"{where}['OPTIONS'][{key!r}] is {value!r}: it must be a number of seconds"
-            f" (0 or more), or None {_NONE_MEANS[key]}"
+            f" (0 or more, and finite), or None {_NONE_MEANS[key]}"
         )
-    return float(value)
+    return seconds
+
+
+def _finite(value: Any) -> float | None:
+    """`!value` as a finite float, or None if it is no number, NaN, infinite, or too big."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _connect_timeout(where: str, options: Mapping[str, Any]) -> float | None:
+    # libpq's own option, passed on to the driver as it is; the pool enforces it too, since
+    # psycopg2's asynchronous connects (under psycogreen) ignore it.
+    value = options.get("connect_timeout")
+    if value is None:
+        return None
+    text = str(value).strip() if isinstance(value, (int, str)) else ""
+    if isinstance(value, bool) or not text.lstrip("-").isdigit():
+        raise ImproperlyConfigured(
+            f"{where}['OPTIONS']['connect_timeout'] is {value!r}: libpq takes a whole"
+            " number of seconds, e.g. 10 (0 waits for ever)"
+        )
+    seconds = int(text)
+    if seconds <= 0:
+        return None
+    # libpq waits 2 s at least.
+    return float(min(max(seconds, 2), MAX_SECONDS))
 
 
 def _integer(where: str, options: Mapping[str, Any], key: str, default: int) -> int:
@@ -134,14 +172,30 @@ def _integer(where: str, options: Mapping[str, Any], key: str, default: int) -> 
 
 
 def _reject_typos(where: str, options: Mapping[str, Any]) -> None:
-    # Driver options (libpq's and psycopg's) are lowercase; an unknown uppercase key is
-    # almost certainly one of ours misspelt, which would otherwise reach the driver.
+    # Driver options (libpq's and psycopg's) are lowercase: an unknown uppercase key is
+    # almost certainly one of ours misspelt, which would otherwise reach the driver, and so
+    # is a key in another case that reads like one of ours.
     for key in options:
-        if isinstance(key, str) and key.isupper() and key not in POOL_OPTIONS:
-            close = difflib.get_close_matches(key, POOL_OPTIONS, n=1)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else f"the pool knows {', '.join(POOL_OPTIONS)}"
+        if not isinstance(key, str) or key in POOL_OPTIONS or key in DRIVER_OPTIONS:
+            continue
+        ours = key.upper()
+        if ours in POOL_OPTIONS:
+            raise ImproperlyConfigured(
+                f"{where}['OPTIONS'] has an unknown key {key!r}: did you mean {ours!r}?"
+                " The pool's settings are upper case"
             )
-            raise ImproperlyConfigured(f"{where}['OPTIONS'] has an unknown key {key!r}: {hint}")
+        close = difflib.get_close_matches(ours, POOL_OPTIONS, n=1, cutoff=_CUTOFF[key.isupper()])
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif key.isupper():
+            hint = f"the pool knows {', '.join(POOL_OPTIONS)}"
+        else:
+            continue
+        raise ImproperlyConfigured(f"{where}['OPTIONS'] has an unknown key {key!r}: {hint}")
+
+
+#: OPTIONS keys of libpq, psycopg or Django that could pass for a misspelling of ours.
+DRIVER_OPTIONS = frozenset({"connect_timeout"})
+# How alike a key must be to one of ours to be refused as its misspelling: any uppercase key
+# is ours, a lowercase one may well be the driver's.
+_CUTOFF = {True: 0.6, False: 0.85}

@@ -1,14 +1,19 @@
-"""A connection pool whose size is a hard cap, for greenlets and threads alike."""
+"""A connection pool whose size is a hard cap on server sessions, for greenlets and threads.
+
+Anything can be cut: a `gevent.Timeout`, `greenlet.kill()` or a worker's shutdown raises a
+`BaseException` at any point where the pool waits for the server. Every path here therefore
+gives back what it holds whatever arrives, and a connection that may still be busy on the
+server is cancelled there and waited for before its slot counts as free.
+"""
 
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
 import random
 import sys
-import threading
-import time
 import traceback
 import weakref
 from collections import deque
@@ -16,12 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from time import monotonic
 from types import FrameType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from django_db_geventpool.core import errors
 from django_db_geventpool.core.connection import (
     Connection,
     TransactionStatus,
+    close_and_wait,
     ping,
     run_reset_query,
     transaction_status,
@@ -32,7 +38,7 @@ logger = logging.getLogger("django_db_geventpool")
 
 ConnT = TypeVar("ConnT", bound=Connection)
 
-#: Default seconds `ConnectionPool.getconn` waits for a connection.
+#: Default seconds `ConnectionPool.getconn` waits for a connection, opening one included.
 DEFAULT_TIMEOUT = 30.0
 #: Default seconds after which an idle connection is pinged before it is handed out.
 DEFAULT_PING_AFTER = 10.0
@@ -40,12 +46,19 @@ DEFAULT_PING_AFTER = 10.0
 DEFAULT_MAX_LIFETIME = 3600.0
 #: Default seconds a connection may stay idle before it is closed.
 DEFAULT_MAX_IDLE_TIME = 600.0
+#: Default number of connections the pool may hold open.
+DEFAULT_MAX_SIZE = 4
 #: Lifetimes are shortened by up to this fraction, so connections opened together (at start,
 #: or after a restart) are not all retired at the same moment.
 LIFETIME_JITTER = 0.1
+#: Seconds a discarded connection's slot stays taken, at most, while its query is cancelled
+#: and its server session ends. Past that the server is not answering, and the slot is freed.
+DISCARD_TIMEOUT = 2.0
+#: Seconds between two looks for connections whose borrower ended without giving them back.
+RECLAIM_INTERVAL = 0.5
 
 
-_NOTHING_STALE: tuple[Any, ...] = ()
+_NOTHING: tuple[Any, ...] = ()
 
 # filename, line number, function, source line (looked up only when formatted).
 _FrameTuple = tuple[str, int, str, None]
@@ -53,8 +66,9 @@ _FrameTuple = tuple[str, int, str, None]
 
 def _caller_stack(limit: int = 32) -> list[_FrameTuple]:
     """The stack of the pool's caller, cheaply: traceback.extract_stack() costs ten times more."""
-    # Skipping this function, _lend() and getconn().
-    frame: FrameType | None = sys._getframe(3)
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
     stack: list[_FrameTuple] = []
     while frame is not None and len(stack) < limit:
         code = frame.f_code
@@ -74,21 +88,61 @@ class _Unset(enum.Enum):
 UNSET = _Unset.UNSET
 
 
-class _Entry(Generic[ConnT]):
-    """A connection of the pool and what the pool knows about it."""
+class Holder(Protocol):
+    """What a connection is lent to, when it is more than the task that took it.
 
-    __slots__ = ("conn", "expires_at", "idle_since", "lent_at", "reported", "stack", "suspect")
+    A Django wrapper is one: it may be shared with other threads or greenlets, and it has
+    to forget a connection the pool took back from it.
+    """
+
+    def geventpool_is_shared(self) -> bool:
+        """Whether tasks other than the borrower may still use the connection."""
+        ...
+
+    def geventpool_forget(self) -> None:
+        """Drop the connection: the pool took it back after its borrower ended."""
+        ...
+
+
+class PooledConnection(Generic[ConnT]):
+    """A connection of the pool and what the pool knows about it; `checkout` lends these."""
+
+    __slots__ = (
+        "borrower",
+        "conn",
+        "expires_at",
+        "holder",
+        "idle_since",
+        "initialized",
+        "lent",
+        "lent_at",
+        "reported",
+        "stack",
+        "suspect",
+    )
 
     def __init__(self, conn: ConnT, expires_at: float) -> None:
+        #: The driver's connection.
         self.conn = conn
+        #: Whether a borrower set the session up (Django's ``init_connection_state``): False
+        #: until one says so, which the first borrower of a new connection has to do.
+        self.initialized = False
         self.expires_at = expires_at
         self.idle_since = 0.0
+        self.lent = False
         self.lent_at = 0.0
+        # The task that took it, and what it was lent to (a weak reference), while lent.
+        self.borrower: object = None
+        self.holder: weakref.ref[Any] | None = None
         # Where the connection was taken, kept only when leak detection is on.
         self.stack: list[_FrameTuple] | None = None
         self.reported = False
         # Set when a sibling was found dead: this one is pinged before its next use.
         self.suspect = False
+
+    def __repr__(self) -> str:
+        state = "lent" if self.lent else "idle"
+        return f"<{type(self).__name__} {state} {self.conn!r}>"
 
 
 class _Waiter(Generic[ConnT]):
@@ -100,22 +154,43 @@ class _Waiter(Generic[ConnT]):
         self.event = event
         self.served = False
         # None when served with a free slot: the waiter opens a connection in it.
-        self.entry: _Entry[ConnT] | None = None
+        self.entry: PooledConnection[ConnT] | None = None
+
+
+class _Opening(Generic[ConnT]):
+    """A connection being opened in the background for a client (lock held to change)."""
+
+    __slots__ = ("abandoned", "done", "entry", "error", "event")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.done = False
+        # The client gave up (timed out, or was cut): the connection goes to the pool.
+        self.abandoned = False
+        self.entry: PooledConnection[ConnT] | None = None
+        self.error: BaseException | None = None
+
+
+class _ConnectTimedOut(Exception):
+    """Raised by the runtime's deadline into a connect that took too long."""
 
 
 class ConnectionPool(Generic[ConnT]):
     """Hand out at most `!max_size` connections, keeping up to `!max_idle` of them open.
 
-    Every connection holds a slot from the moment the pool decides to open it until it is
-    closed, so a herd of clients arriving together while connections are being opened can
-    never push the number of server connections over `!max_size`. A client that finds no
-    idle connection and no free slot waits in a queue; a connection given back, or a slot
-    freed by a connection discarded, goes straight to the client at the head of the queue.
+    Every connection holds a slot from the moment the pool decides to open it until its
+    server session has ended, so neither a herd of clients arriving while connections are
+    being opened nor clients cut in the middle of a query can push the number of server
+    sessions over `!max_size`. A client that finds no idle connection and no free slot
+    waits in a queue; a connection given back, or a slot freed, goes straight to the client
+    at the head of the queue. `!timeout` bounds the whole checkout, opening a connection
+    included; `!connect_timeout` also bounds each connect on its own.
 
     Connections are checked on the way out without a round trip (their local state), and
     pinged only when they have been idle for `!ping_after` seconds or a sibling was found
     dead. They are retired, never while lent, after `!max_lifetime` seconds (shortened by a
-    random jitter) or `!max_idle_time` seconds idle, the latter also in the background.
+    random jitter) or `!max_idle_time` seconds idle. A connection whose borrower (greenlet
+    or thread) ended without giving it back is taken back within about a second.
     """
 
     def __init__(
@@ -123,14 +198,16 @@ class ConnectionPool(Generic[ConnT]):
         connect: Callable[[], ConnT] | None = None,
         *,
         name: str = "default",
-        max_size: int = 4,
+        max_size: int = DEFAULT_MAX_SIZE,
         max_idle: int | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = None,
         ping_after: float | None = DEFAULT_PING_AFTER,
         max_lifetime: float | None = DEFAULT_MAX_LIFETIME,
         max_idle_time: float | None = DEFAULT_MAX_IDLE_TIME,
         reset_query: str | None = None,
         leak_timeout: float | None = None,
+        server: str = "",
         transaction_status: Callable[[ConnT], int] = transaction_status,
         error_base: type[Exception] = Exception,
         runtime: Runtime | None = None,
@@ -147,30 +224,37 @@ class ConnectionPool(Generic[ConnT]):
         self.max_size = max_size
         self.max_idle = max_idle
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.ping_after = ping_after
         self.max_lifetime = max_lifetime
         self.max_idle_time = max_idle_time
         self.reset_query = reset_query
         self.leak_timeout = leak_timeout
+        #: Where connections go, for error messages ("host:port"); never a password.
+        self.server = server
         self.runtime = runtime or detect()
         self._connect = connect
         self._status = transaction_status
+        self._current = self.runtime.current
+        self._alive = self.runtime.alive
         self._timeout_error = errors.bind(errors.PoolTimeout, error_base)
         self._closed_error = errors.bind(errors.PoolClosed, error_base)
         self._pid = os.getpid()
 
         self._lock = self.runtime.lock()
-        self._idle: deque[_Entry[ConnT]] = deque()
+        self._idle: deque[PooledConnection[ConnT]] = deque()
         self._waiting: deque[_Waiter[ConnT]] = deque()
         # Every connection open, idle or lent, by id(): retired, found and forgotten here.
-        self._entries: dict[int, _Entry[ConnT]] = {}
-        # Slots taken: connections open, in use or idle, and connections being opened.
+        self._entries: dict[int, PooledConnection[ConnT]] = {}
+        # Slots taken: connections being opened, open (idle or lent) and being closed.
         self._size = 0
+        self._opening = 0
+        self._closing = 0
         self._closed = False
-        self._watching = False
-        # Whether idle connections are swept in the background, and how to stop it.
-        self._sweeping = False
-        self._stop_sweeping: Callable[[], None] | None = None
+        # The background task that sweeps, reports leaks and reclaims, and how to stop it.
+        self._caretaking = False
+        self._stop_caretaking: Callable[[], None] | None = None
+        self._reset_query_worked = False
 
         self._checkouts = 0
         self._waits = 0
@@ -179,6 +263,7 @@ class ConnectionPool(Generic[ConnT]):
         self._closed_count = 0
         self._lost = 0
         self._retired = 0
+        self._reclaimed = 0
         self._pings = 0
         self._leaks = 0
         self._wait_time = 0.0
@@ -209,52 +294,75 @@ class ConnectionPool(Generic[ConnT]):
         timeout: float | _Unset | None = UNSET,
         connect: Callable[[], ConnT] | None = None,
     ) -> ConnT:
-        """Return a connection, opening one if there is a free slot, else waiting for one.
+        """Return a connection; `checkout` says more. Give it back with `putconn`."""
+        return self.checkout(timeout, connect).conn
+
+    # Lending
+
+    def checkout(
+        self,
+        timeout: float | _Unset | None = UNSET,
+        connect: Callable[[], ConnT] | None = None,
+        holder: Holder | None = None,
+    ) -> PooledConnection[ConnT]:
+        """Lend a connection: an idle one, else a new one in a free slot, else the next one
+        given back. Give it back with `checkin`.
 
         `!connect` replaces the pool's own connection factory, if this call has to open a
-        connection. Raise `PoolTimeout` after `!timeout` seconds (`!None`: wait forever;
-        by default the pool's `!timeout`).
+        connection. `!holder` is what the connection is lent to, if more than the calling
+        task (see `Holder`). Raise `PoolTimeout` after `!timeout` seconds (`!None`: wait
+        forever; by default the pool's `!timeout`).
         """
         if timeout is UNSET:
             timeout = self.timeout
-        now = monotonic()
+        start = now = monotonic()
+        deadline = None if timeout is None else start + timeout
+        while True:
+            entry = self._take(now, start, deadline)
+            if entry is None:
+                entry = self._open(connect or self._connect, start, deadline)
+            elif not self._usable(entry, now):
+                now = monotonic()
+                continue
+            return self._lend(entry, now, holder)
+
+    def _take(
+        self, now: float, start: float, deadline: float | None
+    ) -> PooledConnection[ConnT] | None:
+        """Take an idle connection, or a free slot (None), waiting for one if need be."""
         with self._lock:
             if self._closed:
                 raise self._closed_error(f"the pool {self.name!r} is closed")
             stale = self._take_stale(now)
-            entry: _Entry[ConnT] | None
+            entry: PooledConnection[ConnT] | None
             if self._idle:
                 entry = self._idle.pop()
-                self._checkouts += 1
             elif self._size < self.max_size:
                 # Critical section: the slot is taken before connecting, which yields to
                 # other clients; they must see it taken.
                 self._size += 1
-                self._checkouts += 1
                 entry = None
             else:
                 waiter: _Waiter[ConnT] = _Waiter(self.runtime.event())
                 self._waiting.append(waiter)
-                entry = self._wait(waiter, timeout, now)
-                now = monotonic()
-        # Outside the lock from here on: opening, checking and closing connections yield.
+                entry = self._wait(waiter, start, deadline)
+            self._checkouts += 1
+        # Outside the lock from here on: closing connections yields.
         for old in stale:
-            self._close(old, retired=True)
-        if entry is not None:
-            if self._usable(entry, now):
-                return self._lend(entry, now)
-            # Its slot stays taken: a new connection is opened in it.
-            expired = self._expired(entry, now)
-            self._close(entry, lost=not expired, retired=expired)
-        entry = self._open(connect or self._connect)
-        return self._lend(entry, monotonic())
+            self._discard(old, retired=True)
+        return entry
 
-    def _usable(self, entry: _Entry[ConnT], now: float) -> bool:
-        """Check a connection about to be lent: locally, and with a round trip if needed."""
+    def _usable(self, entry: PooledConnection[ConnT], now: float) -> bool:
+        """Check a connection about to be lent: locally, and with a round trip if needed.
+
+        A connection found unusable is discarded, and its slot freed once it is closed.
+        """
         if self._status(entry.conn) != TransactionStatus.IDLE:
             self._suspect_idle()
+            self._discard(entry, lost=True, uncount=True)
             return False
-        if self._expired(entry, now):
+        if now >= entry.expires_at:
+            self._discard(entry, retired=True, uncount=True)
             return False
         if not entry.suspect and (
             self.ping_after is None or now - entry.idle_since < self.ping_after
@@ -266,30 +374,37 @@ class ConnectionPool(Generic[ConnT]):
         except Exception as ex:
             logger.warning("pool %r: discarding a connection that failed a ping: %s", self.name, ex)
             self._suspect_idle()
+            self._discard(entry, lost=True, uncount=True)
             return False
+        except BaseException:
+            # Cut in the middle of the ping: the server may still be answering it.
+            self._discard(entry, lost=True, cancel=True, uncount=True)
+            raise
         entry.suspect = False
         return True
 
-    def _expired(self, entry: _Entry[ConnT], now: float) -> bool:
-        return now >= entry.expires_at
-
-    def _lend(self, entry: _Entry[ConnT], now: float) -> ConnT:
+    def _lend(
+        self, entry: PooledConnection[ConnT], now: float, holder: Holder | None
+    ) -> PooledConnection[ConnT]:
+        entry.lent = True
         entry.lent_at = now
+        entry.borrower = self._current()
+        entry.holder = None if holder is None else weakref.ref(holder)
         if self.leak_timeout is not None:
             entry.stack = _caller_stack()
             entry.reported = False
-            if not self._watching:
-                self._watch_leaks()
-        return entry.conn
+        if not self._caretaking:
+            self._start_caretaking()
+        return entry
 
     def _wait(
-        self, waiter: _Waiter[ConnT], timeout: float | None, start: float
-    ) -> _Entry[ConnT] | None:
+        self, waiter: _Waiter[ConnT], start: float, deadline: float | None
+    ) -> PooledConnection[ConnT] | None:
         """Wait, with the lock held on entry and exit, until `!waiter` is served."""
         self._waits += 1
         self._lock.release()
         try:
-            waiter.event.wait(timeout)
+            waiter.event.wait(None if deadline is None else max(deadline - monotonic(), 0.0))
         except BaseException:
             # Killed or timed out from outside (greenlet.kill, gevent.Timeout): whatever
             # the waiter was handed in the meantime goes back, so nothing is lost.
@@ -302,7 +417,6 @@ class ConnectionPool(Generic[ConnT]):
         self._wait_time += elapsed
         self._max_wait = max(self._max_wait, elapsed)
         if waiter.served:
-            self._checkouts += 1
             return waiter.entry
         if self._closed:
             raise self._closed_error(f"the pool {self.name!r} was closed while waiting")
@@ -310,9 +424,23 @@ class ConnectionPool(Generic[ConnT]):
         self._timeouts += 1
         raise self._timeout_error(
             f"couldn't get a connection for {self.name!r} after {elapsed:.2f} s:"
-            f" all {self.max_size} in use, {len(self._waiting)} more waiting;"
-            " raise MAX_CONNS or find the code that holds connections"
+            f" {self._describe_slots()}"
         )
+
+    def _describe_slots(self) -> str:
+        """Why there is no connection to lend (lock held)."""
+        busy = f"all {self.max_size} in use"
+        if self._opening:
+            busy += f" ({self._opening} being opened)"
+        if self._closing:
+            busy += f" ({self._closing} being closed)"
+        busy += f", {len(self._waiting)} more waiting"
+        if self._opening == self.max_size:
+            return f"{busy}; {self._server()} is slow to accept connections"
+        return f"{busy}; raise MAX_CONNS or find the code that holds connections"
+
+    def _server(self) -> str:
+        return f"the server at {self.server}" if self.server else "the server"
 
     def _abandon(self, waiter: _Waiter[ConnT]) -> None:
         """Take `!waiter` out of the queue, giving back what it was served (lock held)."""
@@ -328,77 +456,189 @@ class ConnectionPool(Generic[ConnT]):
         else:
             self._free_slot()
 
-    def _open(self, connect: Callable[[], ConnT] | None) -> _Entry[ConnT]:
-        """Open a connection in a slot already taken; free the slot if that fails."""
-        try:
-            if connect is None:
-                raise TypeError(
-                    f"the pool {self.name!r} has no connect function: pass one to getconn()"
-                )
-            conn = connect()
-        except BaseException:
+    # Opening
+
+    def _open(
+        self, connect: Callable[[], ConnT] | None, start: float, deadline: float | None
+    ) -> PooledConnection[ConnT]:
+        """Open a connection in a slot already taken, and wait for it until `!deadline`.
+
+        It is opened in the background: a client cut while it waits can't take the
+        half-open connection down with it (its server session would outlive the slot), and
+        a connect that outlives the client's patience ends in the pool, where the next
+        client gets it.
+        """
+        if connect is None:
             with self._lock:
                 self._free_slot()
+            raise TypeError(
+                f"the pool {self.name!r} has no connect function: pass one to getconn()"
+            )
+        opening: _Opening[ConnT] = _Opening(self.runtime.event())
+        with self._lock:
+            self._opening += 1
+        try:
+            self.runtime.spawn(
+                functools.partial(self._connect_for, opening, connect),
+                f"geventpool-connect-{self.name}",
+            )
+        except BaseException:
+            with self._lock:
+                self._opening -= 1
+                self._free_slot()
             raise
+        try:
+            opening.event.wait(None if deadline is None else max(deadline - monotonic(), 0.0))
+        except BaseException:
+            self._abandon_opening(opening)
+            raise
+        with self._lock:
+            if not opening.done:
+                opening.abandoned = True
+                self._timeouts += 1
+        if opening.error is not None:
+            raise opening.error
+        if opening.entry is None:
+            raise self._timeout_error(
+                f"couldn't get a connection for {self.name!r} after"
+                f" {monotonic() - start:.2f} s: {self._server()} didn't answer a connect"
+                " in time; check that it is up and reachable"
+            )
+        return opening.entry
+
+    def _abandon_opening(self, opening: _Opening[ConnT]) -> None:
+        with self._lock:
+            opening.abandoned = True
+            entry = opening.entry if opening.done else None
+            keep = entry is None or self._give(entry)
+        if not keep:
+            assert entry is not None
+            self._discard(entry)
+
+    def _connect_for(self, opening: _Opening[ConnT], connect: Callable[[], ConnT]) -> None:
+        """Open a connection for `!opening`, in the background; hand it on when done."""
+        bound = self.connect_bound
+        expired = _ConnectTimedOut()
+        try:
+            if bound is None:
+                conn = connect()
+            else:
+                with self.runtime.deadline(bound, expired):
+                    conn = connect()
+        except BaseException as ex:
+            error: BaseException = ex
+            if ex is expired:
+                error = self._timeout_error(
+                    f"couldn't get a connection for {self.name!r}: {self._server()} didn't"
+                    f" answer a connect within {bound:.2f} s; check that it is up and reachable"
+                )
+            with self._lock:
+                self._opening -= 1
+                self._free_slot()
+                opening.done = True
+                opening.error = error
+                abandoned = opening.abandoned
+            if abandoned:
+                logger.warning("pool %r: couldn't open a connection: %s", self.name, error)
+            else:
+                opening.event.set()
+            if not isinstance(ex, Exception):
+                raise
+            return
         lifetime = self.max_lifetime
         if lifetime is None:
             expires_at = float("inf")
         else:
             expires_at = monotonic() + lifetime * (1 - LIFETIME_JITTER * random.random())
-        entry = _Entry(conn, expires_at)
+        entry = PooledConnection(conn, expires_at)
         with self._lock:
+            self._opening -= 1
             self._entries[id(conn)] = entry
             self._opened += 1
+            opening.done = True
+            opening.entry = entry
+            abandoned = opening.abandoned
+            keep = not abandoned or self._give(entry)
         logger.debug(
             "pool %r: opened a connection (%d of %d)", self.name, self._size, self.max_size
         )
-        return entry
+        if not keep:
+            self._discard(entry)
+        elif not abandoned:
+            opening.event.set()
+
+    @property
+    def connect_bound(self) -> float | None:
+        """Seconds a connect may take: `!connect_timeout`, and never more than `!timeout`."""
+        bounds = [t for t in (self.connect_timeout, self.timeout) if t is not None]
+        return min(bounds) if bounds else None
+
+    # Returning
 
     def putconn(self, conn: ConnT) -> None:
-        """Give back a connection taken with `getconn`.
-
-        A connection left in a transaction is rolled back; one that is closed, broken, or
-        was cut in the middle of a query is closed and its slot handed on; one past its
-        lifetime is closed and replaced on demand.
-        """
+        """Give back a connection taken with `getconn`; `checkin` says more."""
         entry = self._entries.get(id(conn))
         if entry is None or entry.conn is not conn:
             if self._pid != os.getpid():
                 # Lent before a fork and already detached by abandon_after_fork().
                 return
             raise ValueError(f"the connection {conn!r} doesn't belong to the pool {self.name!r}")
-        now = monotonic()
+        self.checkin(entry)
+
+    def checkin(self, entry: PooledConnection[ConnT]) -> None:
+        """Give back a connection lent by `checkout`.
+
+        A connection left in a transaction is rolled back; one that is closed, broken, or
+        was cut in the middle of a query is cancelled, closed and its slot handed on; one
+        past its lifetime is closed and replaced on demand.
+        """
+        if not entry.lent:
+            if self._pid != os.getpid():
+                return
+            raise ValueError(
+                f"the connection {entry.conn!r} is not lent by the pool {self.name!r}:"
+                " was it given back twice?"
+            )
+        entry.lent = False
+        entry.borrower = entry.holder = entry.stack = None
         if entry.reported:
             logger.warning(
                 "pool %r: a connection reported as leaked came back after %.1f s",
                 self.name,
-                now - entry.lent_at,
+                monotonic() - entry.lent_at,
             )
-        entry.stack = None
-        if not self._reset(entry.conn):
+        self._return(entry)
+
+    def _return(self, entry: PooledConnection[ConnT]) -> None:
+        try:
+            reusable = self._reset(entry)
+        except BaseException:
+            # Cut in the middle of a rollback or the reset query, or the reset query is
+            # broken: the session's state is unknown.
+            self._discard(entry, lost=True, cancel=True)
+            raise
+        if not reusable:
             if entry.conn.closed:
                 # Broken, not just cut off: the server may have restarted.
                 self._suspect_idle()
-            self._close(entry, lost=True)
-            self._release_slot()
+            self._discard(entry, lost=True)
             return
-        if self._expired(entry, now):
-            self._close(entry, retired=True)
-            self._release_slot()
+        now = monotonic()
+        if now >= entry.expires_at:
+            self._discard(entry, retired=True)
             return
         entry.idle_since = now
         with self._lock:
             stale = self._take_stale(now)
             keep = self._give(entry)
         for old in stale:
-            self._close(old, retired=True)
+            self._discard(old, retired=True)
         if not keep:
-            self._close(entry)
-        elif not self._sweeping and self.max_idle_time is not None:
-            self._start_sweeping(self.max_idle_time)
+            self._discard(entry)
 
-    def _reset(self, conn: ConnT) -> bool:
-        """Bring `!conn` back to an idle session; return False if it can't be reused."""
+    def _reset(self, entry: PooledConnection[ConnT]) -> bool:
+        """Bring a connection back to an idle session; return False if it can't be reused."""
+        conn = entry.conn
         status = self._status(conn)
         if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
             try:
@@ -410,26 +650,46 @@ class ConnectionPool(Generic[ConnT]):
                 return False
             status = self._status(conn)
         elif status == TransactionStatus.ACTIVE:
-            # A query is still running (the client was cut off by a timeout): only closing
-            # the connection stops it from reaching the next user.
+            # A query is still running (the client was cut off by a timeout): it is
+            # cancelled on the server, and the connection closed.
             logger.warning(
-                "pool %r: connection returned in the middle of a query; closing it", self.name
+                "pool %r: connection returned in the middle of a query; cancelling it",
+                self.name,
             )
         if status != TransactionStatus.IDLE:
             return False
         if self.reset_query is not None:
-            try:
-                run_reset_query(conn, self.reset_query)
-            except Exception as ex:
-                logger.warning("pool %r: reset query failed: %s", self.name, ex)
-                return False
+            return self._run_reset_query(conn)
         return True
 
-    def _give(self, entry: _Entry[ConnT]) -> bool:
+    def _run_reset_query(self, conn: ConnT) -> bool:
+        query = self.reset_query
+        assert query is not None
+        try:
+            run_reset_query(conn, query)
+        except Exception as ex:
+            if conn.closed or self._status(conn) == TransactionStatus.UNKNOWN:
+                logger.warning("pool %r: connection broken in the reset query: %s", self.name, ex)
+                return False
+            if self._reset_query_worked:
+                logger.warning("pool %r: reset query failed: %s", self.name, ex)
+                return False
+            raise errors.ResetQueryError(
+                f"the reset query of the pool {self.name!r}, {query!r}, failed: {ex}; fix"
+                " RESET_QUERY (e.g. 'DISCARD ALL') or set it to None"
+            ) from ex
+        if self._status(conn) != TransactionStatus.IDLE:
+            raise errors.ResetQueryError(
+                f"the reset query of the pool {self.name!r}, {query!r}, left the session"
+                " in a transaction: RESET_QUERY must leave it idle, as 'DISCARD ALL' does"
+            )
+        self._reset_query_worked = True
+        return True
+
+    def _give(self, entry: PooledConnection[ConnT]) -> bool:
         """Hand `!entry` to the next waiter, or keep it idle (lock held).
 
-        Return False if it should be closed instead (outside the lock: closing may yield);
-        its slot is then already freed.
+        Return False if it should be discarded instead; its slot stays taken until then.
         """
         if self._waiting:
             self._serve(entry)
@@ -437,12 +697,7 @@ class ConnectionPool(Generic[ConnT]):
         if not self._closed and len(self._idle) < self.max_idle:
             self._idle.append(entry)
             return True
-        self._size -= 1
         return False
-
-    def _release_slot(self) -> None:
-        with self._lock:
-            self._free_slot()
 
     def _free_slot(self) -> None:
         """Hand a slot to the next waiter, which opens a connection in it (lock held)."""
@@ -451,54 +706,25 @@ class ConnectionPool(Generic[ConnT]):
         else:
             self._size -= 1
 
-    def _serve(self, entry: _Entry[ConnT] | None) -> None:
+    def _serve(self, entry: PooledConnection[ConnT] | None) -> None:
         waiter = self._waiting.popleft()
         waiter.entry = entry
         waiter.served = True
         waiter.event.set()
 
-    def _take_stale(self, now: float) -> Sequence[_Entry[ConnT]]:
-        """Remove the connections idle for too long, freeing their slots (lock held).
+    def _take_stale(self, now: float) -> Sequence[PooledConnection[ConnT]]:
+        """Remove the connections idle for too long (lock held); their slots stay taken.
 
         The idle queue is ordered by return time, so only its oldest end needs looking at.
         """
         limit = self.max_idle_time
         if limit is None or not self._idle or now - self._idle[0].idle_since < limit:
             # Nearly every call: nothing to allocate.
-            return _NOTHING_STALE
-        stale: list[_Entry[ConnT]] = []
+            return _NOTHING
+        stale: list[PooledConnection[ConnT]] = []
         while self._idle and now - self._idle[0].idle_since >= limit:
             stale.append(self._idle.popleft())
-            self._free_slot()
         return stale
-
-    def _start_sweeping(self, max_idle_time: float) -> None:
-        """Close connections idle for too long even when no checkout or return comes."""
-        with self._lock:
-            if self._sweeping or self._closed:
-                return
-            self._sweeping = True
-        ref = weakref.ref(self)
-
-        def sweep() -> bool:
-            pool = ref()
-            if pool is None or pool._closed or pool._pid != os.getpid():
-                return False
-            pool._sweep()
-            return True
-
-        # Idle connections are closed between MAX_IDLE_TIME and a quarter more (or a
-        # minute more, for long ones).
-        interval = min(max(max_idle_time / 4, 0.05), 60.0)
-        self._stop_sweeping = self.runtime.repeat(interval, sweep, f"geventpool-sweep-{self.name}")
-
-    def _sweep(self) -> None:
-        with self._lock:
-            stale = self._take_stale(monotonic())
-        for entry in stale:
-            self._close(entry, retired=True)
-        if stale:
-            logger.debug("pool %r: closed %d idle connections", self.name, len(stale))
 
     def _suspect_idle(self) -> None:
         """A connection was found dead: the server may have restarted, killing its siblings."""
@@ -506,17 +732,79 @@ class ConnectionPool(Generic[ConnT]):
             for entry in self._idle:
                 entry.suspect = True
 
-    def _close(self, entry: _Entry[ConnT], lost: bool = False, retired: bool = False) -> None:
-        """Close `!entry`'s connection (its slot is the caller's business)."""
-        try:
-            entry.conn.close()
-        except Exception as ex:
-            logger.warning("pool %r: error closing a connection: %s", self.name, ex)
+    # Closing
+
+    def _discard(
+        self,
+        entry: PooledConnection[ConnT],
+        *,
+        lost: bool = False,
+        retired: bool = False,
+        cancel: bool = False,
+        uncount: bool = False,
+    ) -> None:
+        """Close a connection whose slot is taken, in the background, then free the slot.
+
+        `!cancel` asks the server to stop whatever it may still be running for it; a
+        connection in the middle of a query is cancelled anyway. `!uncount` takes back a
+        checkout that ended up not lending it.
+        """
         with self._lock:
             self._entries.pop(id(entry.conn), None)
-            self._closed_count += 1
-            self._lost += lost
-            self._retired += retired
+            self._closing += 1
+            self._checkouts -= uncount
+        close = functools.partial(self._close_in_slot, entry, lost, retired, cancel)
+        try:
+            self.runtime.spawn(close, f"geventpool-close-{self.name}")
+        except Exception:
+            # No background task to be had (the interpreter is shutting down): here, then.
+            close()
+
+    def _close_in_slot(
+        self, entry: PooledConnection[ConnT], lost: bool, retired: bool, cancel: bool
+    ) -> None:
+        conn = entry.conn
+        # Once handed to another OS thread, the connection is that thread's to close.
+        handed_over = False
+
+        def cancel_and_close() -> None:
+            try:
+                conn.cancel()
+            finally:
+                conn.close()
+
+        def offload() -> None:
+            nonlocal handed_over
+            handed_over = True
+            # libpq's cancel request blocks its OS thread while it connects to the server.
+            self.runtime.offload(cancel_and_close, DISCARD_TIMEOUT)
+
+        ended = False
+        try:
+            busy = cancel or self._status(conn) == TransactionStatus.ACTIVE
+            ended = close_and_wait(conn, DISCARD_TIMEOUT, offload if busy else None)
+        except Exception as ex:
+            logger.warning("pool %r: error closing a connection: %s", self.name, ex)
+        finally:
+            if not handed_over and not conn.closed:
+                # Cut while closing, or the driver failed: never leave the socket open.
+                try:
+                    conn.close()
+                except Exception as ex:
+                    logger.warning("pool %r: error closing a connection: %s", self.name, ex)
+            with self._lock:
+                self._closing -= 1
+                self._closed_count += 1
+                self._lost += lost
+                self._retired += retired
+                self._free_slot()
+        if not ended:
+            logger.warning(
+                "pool %r: the server didn't end a closed connection's session within %.1f s;"
+                " its slot is reused all the same",
+                self.name,
+                DISCARD_TIMEOUT,
+            )
 
     def close(self) -> None:
         """Close the idle connections and refuse new checkouts.
@@ -528,16 +816,24 @@ class ConnectionPool(Generic[ConnT]):
             self._closed = True
             idle = list(self._idle)
             self._idle.clear()
-            self._size -= len(idle)
             waiting = list(self._waiting)
             self._waiting.clear()
+            for entry in idle:
+                self._entries.pop(id(entry.conn), None)
+            self._size -= len(idle)
+            self._closed_count += len(idle)
         for waiter in waiting:
             # Woken but not served: the waiter raises PoolClosed.
             waiter.event.set()
+        # Here and now, not in the background: this may be the interpreter's exit, and no
+        # slot will be reused.
         for entry in idle:
-            self._close(entry)
-        if self._stop_sweeping is not None:
-            self._stop_sweeping()
+            try:
+                entry.conn.close()
+            except Exception as ex:
+                logger.warning("pool %r: error closing a connection: %s", self.name, ex)
+        if self._stop_caretaking is not None:
+            self._stop_caretaking()
         if idle or waiting:
             logger.info("pool %r closed: %d idle connections closed", self.name, len(idle))
 
@@ -565,24 +861,107 @@ class ConnectionPool(Generic[ConnT]):
                         "pool %r: after fork, couldn't detach a connection: %s", self.name, ex
                     )
 
-    def _watch_leaks(self) -> None:
-        """Start the watcher that reports connections held longer than `!leak_timeout`."""
-        self._watching = True
+    # Caretaking in the background
+
+    def _start_caretaking(self) -> None:
+        """Start the background task that sweeps idle connections, reports leaks and takes
+        back what ended borrowers held."""
+        with self._lock:
+            if self._caretaking or self._closed:
+                return
+            self._caretaking = True
         ref = weakref.ref(self)
-        assert self.leak_timeout is not None
-        interval = min(max(self.leak_timeout / 4, 0.05), 5.0)
 
-        def watch() -> None:
-            while True:
-                # time.sleep is gevent's or eventlet's when patched: this is a greenlet there.
-                time.sleep(interval)
-                pool = ref()
-                if pool is None or pool.closed or pool._pid != os.getpid():
-                    return
-                pool.report_leaks()
-                del pool
+        def tick() -> bool:
+            pool = ref()
+            if pool is None or pool._closed or pool._pid != os.getpid():
+                return False
+            try:
+                pool.take_care()
+            except Exception:
+                logger.exception("pool %r: caretaking failed", pool.name)
+            return True
 
-        threading.Thread(target=watch, name=f"geventpool-leaks-{self.name}", daemon=True).start()
+        intervals = [RECLAIM_INTERVAL]
+        if self.max_idle_time is not None:
+            # Idle connections are closed between MAX_IDLE_TIME and a quarter more.
+            intervals.append(self.max_idle_time / 4)
+        if self.leak_timeout is not None:
+            intervals.append(self.leak_timeout / 4)
+        interval = max(min(intervals), 0.05)
+        self._stop_caretaking = self.runtime.repeat(interval, tick, f"geventpool-{self.name}")
+
+    def take_care(self) -> None:
+        """Close connections idle too long, take back what ended borrowers held, report
+        leaks: what the background task does every few tenths of a second."""
+        now = monotonic()
+        with self._lock:
+            stale = self._take_stale(now)
+            orphans = self._take_orphans()
+        for entry in stale:
+            self._discard(entry, retired=True)
+        if stale:
+            logger.debug("pool %r: closing %d idle connections", self.name, len(stale))
+        for entry, holder in orphans:
+            self._reclaim(entry, holder)
+        if self.leak_timeout is not None:
+            self.report_leaks()
+
+    def _take_orphans(self) -> list[tuple[PooledConnection[ConnT], Holder | None]]:
+        """The lent connections whose borrower ended, marked as no longer lent (lock held).
+
+        A connection lent to a holder that other tasks may still use (a Django wrapper
+        shared between threads) stays lent while the holder lives.
+        """
+        orphans: list[tuple[PooledConnection[ConnT], Holder | None]] = []
+        for entry in self._entries.values():
+            if not entry.lent:
+                continue
+            holder = entry.holder() if entry.holder is not None else None
+            if entry.holder is not None and holder is None:
+                # The holder was garbage-collected: nobody can give the connection back.
+                pass
+            elif self._alive(entry.borrower) or (
+                holder is not None and holder.geventpool_is_shared()
+            ):
+                continue
+            entry.lent = False
+            orphans.append((entry, holder))
+        return orphans
+
+    def _reclaim(self, entry: PooledConnection[ConnT], holder: Holder | None) -> None:
+        """Take back a connection whose borrower ended without giving it back.
+
+        Lent to a holder, it is rolled back and lent again: the holder forgets it, or is
+        gone. Lent bare, whoever has the connection object could still give it back, so it
+        is closed instead.
+        """
+        task = "thread" if self.runtime.name == "threads" else "greenlet"
+        stack = entry.stack
+        held = entry.holder is not None
+        in_transaction = self._status(entry.conn) in (
+            TransactionStatus.INTRANS,
+            TransactionStatus.INERROR,
+        )
+        if holder is not None:
+            holder.geventpool_forget()
+        entry.borrower = entry.holder = entry.stack = None
+        with self._lock:
+            self._reclaimed += 1
+        logger.warning(
+            "pool %r: took back a connection from a %s that ended without giving it back%s;"
+            " wrap work outside requests in django_db_geventpool.utils.close_connection%s",
+            self.name,
+            task,
+            " (its open transaction is rolled back)" if in_transaction else "",
+            "; it was taken at:\n" + _format(stack)
+            if stack is not None
+            else " (LEAK_TIMEOUT shows where it was taken)",
+        )
+        if held:
+            self._return(entry)
+        else:
+            self._discard(entry, lost=True)
 
     def report_leaks(self) -> int:
         """Log, once each, the connections held longer than `!leak_timeout`; count them."""
@@ -592,7 +971,7 @@ class ConnectionPool(Generic[ConnT]):
         leaked: list[tuple[float, list[_FrameTuple]]] = []
         with self._lock:
             for entry in self._entries.values():
-                # Read once: putconn() may clear it meanwhile, outside the lock.
+                # Read once: checkin() may clear it meanwhile, outside the lock.
                 stack = entry.stack
                 if (
                     stack is not None
@@ -608,7 +987,7 @@ class ConnectionPool(Generic[ConnT]):
                 self.name,
                 held,
                 self.leak_timeout,
-                "".join(traceback.StackSummary.from_list(stack).format()).rstrip(),
+                _format(stack),
             )
         # Counted once logged: whoever sees the count can find the report.
         with self._lock:
@@ -624,7 +1003,9 @@ class ConnectionPool(Generic[ConnT]):
                 "max_idle": self.max_idle,
                 "open": self._size,
                 "idle": idle,
-                "in_use": self._size - idle,
+                "in_use": self._size - idle - self._opening - self._closing,
+                "opening": self._opening,
+                "closing": self._closing,
                 "waiting": len(self._waiting),
                 "checkouts": self._checkouts,
                 "waits": self._waits,
@@ -633,8 +1014,13 @@ class ConnectionPool(Generic[ConnT]):
                 "closed": self._closed_count,
                 "lost": self._lost,
                 "retired": self._retired,
+                "reclaimed": self._reclaimed,
                 "pings": self._pings,
                 "leaks": self._leaks,
                 "wait_seconds": self._wait_time,
                 "max_wait_seconds": self._max_wait,
             }
+
+
+def _format(stack: list[_FrameTuple]) -> str:
+    return "".join(traceback.StackSummary.from_list(stack).format()).rstrip()

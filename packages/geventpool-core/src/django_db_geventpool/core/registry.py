@@ -26,8 +26,9 @@ class PoolEntry:
     """A pool and the connection settings it was made for."""
 
     pool: ConnectionPool[Any]
-    #: What the pool was made for: a new pool is made when it changes.
-    key: object
+    #: What the pool was made for: a new pool is made when it changes. It holds the
+    #: connection parameters, password included, so it is kept out of the repr.
+    key: object = field(repr=False)
     #: Attributes Django sets on its wrapper while opening a connection; restored on the
     #: wrappers that reuse one of this pool's connections.
     wrapper_state: dict[str, Any] = field(default_factory=dict)

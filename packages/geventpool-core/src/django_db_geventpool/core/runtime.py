@@ -8,12 +8,17 @@ importing gevent or eventlet here would be wrong for a process that uses neither
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+logger = logging.getLogger("django_db_geventpool")
 
 
 class Event(Protocol):
@@ -26,7 +31,7 @@ class Event(Protocol):
 
 @dataclass(frozen=True)
 class Runtime:
-    """The primitives the pool waits with."""
+    """The primitives the pool waits with, and the ones its background work runs on."""
 
     name: str
     #: A mutual exclusion lock. The pool never holds it across a switch (no I/O, no logging,
@@ -38,23 +43,73 @@ class Runtime:
     #: background, where it may do I/O, until it returns False; it returns a function that
     #: stops it. It never keeps the process (or gevent's loop) alive on its own.
     repeat: Callable[[float, Callable[[], bool], str], Callable[[], None]]
+    #: ``spawn(func, name)`` runs `!func` once in the background (a greenlet, or a daemon
+    #: thread), where it may do I/O; nobody waits for it.
+    spawn: Callable[[Callable[[], None], str], None]
+    #: The task running now: the greenlet, or the thread. It is what borrows a connection.
+    current: Callable[[], object]
+    #: Whether a task returned by `!current` is still running.
+    alive: Callable[[Any], bool]
+    #: ``offload(func, timeout)`` runs a call that blocks the OS thread (libpq's cancel
+    #: request) in another OS thread and waits for it, at most `!timeout` seconds, without
+    #: blocking other greenlets; it returns whether the call ended in time.
+    offload: Callable[[Callable[[], None], float], bool]
+    #: ``deadline(seconds, error)`` bounds the blocking calls of its ``with`` block: past
+    #: `!seconds`, `!error` is raised in them. Plain threads can't be interrupted, so there it
+    #: bounds nothing and the driver's own ``connect_timeout`` has to.
+    deadline: Callable[[float, BaseException], AbstractContextManager[object]]
 
 
 def detect() -> Runtime:
     """Return the runtime of the current process, as patched at this moment."""
     if _gevent_patched():
+        import gevent
         from gevent.monkey import get_original
+        from greenlet import getcurrent
 
         # The OS thread's own lock, not gevent's: it is never held across a switch, so a
         # greenlet never finds it taken by another greenlet of its thread, and it costs a
         # tenth of gevent's. Between OS threads it blocks as a lock must.
         native_lock: Callable[[], threading.Lock] = get_original("_thread", "allocate_lock")
-        return Runtime("gevent", native_lock, GreenWakeup, _repeat_on_gevent)
+        return Runtime(
+            "gevent",
+            native_lock,
+            GreenWakeup,
+            _repeat_on_gevent,
+            _spawn_on_gevent,
+            getcurrent,
+            _greenlet_alive,
+            _offload_on_gevent,
+            gevent.Timeout,
+        )
     if _eventlet_patched():
+        import eventlet
+        from greenlet import getcurrent
+
         # eventlet's patched threading module provides green Lock and Event, and its
         # Thread is a green thread.
-        return Runtime("eventlet", threading.Lock, threading.Event, _repeat_in_thread)
-    return Runtime("threads", threading.Lock, threading.Event, _repeat_in_thread)
+        return Runtime(
+            "eventlet",
+            threading.Lock,
+            threading.Event,
+            _repeat_in_thread,
+            _spawn_on_eventlet,
+            getcurrent,
+            _greenlet_alive,
+            _offload_on_eventlet,
+            eventlet.Timeout,
+        )
+    return Runtime(
+        "threads",
+        threading.Lock,
+        threading.Event,
+        _repeat_in_thread,
+        _spawn_thread,
+        threading.current_thread,
+        _thread_alive,
+        _offload_to_thread,
+        _no_deadline,
+    )
 
 
 def _gevent_patched() -> bool:
@@ -142,3 +197,68 @@ def _repeat_on_gevent(interval: float, func: Callable[[], bool], name: str) -> C
 
     timer.start(spawn, run)
     return timer.close  # type: ignore[no-any-return]
+
+
+def _logged(func: Callable[[], None], name: str) -> Callable[[], None]:
+    # Background work has nobody to raise to: what it can't handle is logged, not lost.
+    def run() -> None:
+        try:
+            func()
+        except Exception:
+            logger.exception("%s failed", name)
+
+    return run
+
+
+def _spawn_on_gevent(func: Callable[[], None], name: str) -> None:
+    from gevent import spawn
+
+    spawn(_logged(func, name))
+
+
+def _spawn_on_eventlet(func: Callable[[], None], name: str) -> None:
+    from eventlet import spawn
+
+    spawn(_logged(func, name))
+
+
+def _spawn_thread(func: Callable[[], None], name: str) -> None:
+    threading.Thread(target=_logged(func, name), name=name, daemon=True).start()
+
+
+def _greenlet_alive(task: Any) -> bool:
+    return not task.dead
+
+
+def _thread_alive(task: Any) -> bool:
+    return bool(task.is_alive())
+
+
+def _offload_on_gevent(func: Callable[[], None], timeout: float) -> bool:
+    from gevent import get_hub
+
+    result = get_hub().threadpool.spawn(_logged(func, "a blocking call"))
+    result.wait(timeout)
+    return bool(result.ready())
+
+
+def _offload_on_eventlet(func: Callable[[], None], timeout: float) -> bool:
+    import eventlet
+    from eventlet import tpool
+
+    task = eventlet.spawn(tpool.execute, _logged(func, "a blocking call"))
+    with eventlet.Timeout(timeout, False):
+        task.wait()
+        return True
+    return False
+
+
+def _offload_to_thread(func: Callable[[], None], timeout: float) -> bool:
+    thread = threading.Thread(target=_logged(func, "a blocking call"), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return not thread.is_alive()
+
+
+def _no_deadline(seconds: float, error: BaseException) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import NO_DB_ALIAS
@@ -12,7 +13,7 @@ from django_db_geventpool.core import registry
 from django_db_geventpool.core.connection import server_timezone, transaction_status
 from django_db_geventpool.core.creation import DatabaseCreation
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
-from django_db_geventpool.core.pool import ConnectionPool
+from django_db_geventpool.core.pool import ConnectionPool, PooledConnection
 from django_db_geventpool.core.runtime import Runtime
 from django_db_geventpool.core.validation import DatabaseValidation
 
@@ -44,10 +45,10 @@ class DatabaseWrapperMixin(_Base):
     #: Reads a connection's TimeZone locally; a driver may offer a faster one.
     pool_server_timezone: Callable[[Any], str | None] = staticmethod(server_timezone)
 
-    # The pool the current connection was taken from, None if not pooled.
+    # The pool the current connection was taken from, and the connection as the pool lent
+    # it; None if not pooled.
     _geventpool_entry: registry.PoolEntry | None = None
-    # Whether the current connection was opened for this checkout.
-    _geventpool_fresh = False
+    _geventpool_pooled: PooledConnection[Any] | None = None
 
     @property
     def geventpool(self) -> ConnectionPool[Any] | None:
@@ -70,27 +71,34 @@ class DatabaseWrapperMixin(_Base):
         # isolation_level itself, to connections the pool opens.
         key = (conn_params, {**options})
         entry = registry.acquire(self.alias, key, self._create_geventpool)
-        self._geventpool_fresh = False
-        conn = entry.pool.getconn(
-            connect=functools.partial(self._open_pooled_connection, conn_params)
+        pooled = entry.pool.checkout(
+            connect=functools.partial(self._open_pooled_connection, entry, conn_params),
+            holder=self,
         )
         self._geventpool_entry = entry
-        if self._geventpool_fresh:
-            entry.wrapper_state = {
-                name: getattr(self, name)
-                for name in self.pooled_wrapper_attributes
-                if hasattr(self, name)
-            }
-        else:
-            self.__dict__.update(entry.wrapper_state)
+        self._geventpool_pooled = pooled
+        self.__dict__.update(entry.wrapper_state)
+        if pooled.initialized:
             # Django's connect() takes every connection it gets as new, hence healthy; a
             # reused one gets the check CONN_HEALTH_CHECKS asks for, before its first query.
             self.health_check_done = False
-        return conn
+        return pooled.conn
 
-    def _open_pooled_connection(self, conn_params: dict[str, Any]) -> Any:
+    def _open_pooled_connection(
+        self, entry: registry.PoolEntry, conn_params: dict[str, Any]
+    ) -> Any:
+        # Run in the background, for whichever wrapper ends up with the connection.
+        bound = entry.pool.connect_bound
+        if bound is not None and "connect_timeout" not in conn_params:
+            # What bounds a connect where the pool can't interrupt one (plain threads).
+            # libpq takes whole seconds, and 2 at least.
+            conn_params = {**conn_params, "connect_timeout": max(2, math.ceil(bound))}
         conn = super().get_new_connection(conn_params)
-        self._geventpool_fresh = True
+        entry.wrapper_state = {
+            name: getattr(self, name)
+            for name in self.pooled_wrapper_attributes
+            if hasattr(self, name)
+        }
         return conn
 
     def _create_geventpool(self) -> ConnectionPool[Any]:
@@ -100,11 +108,13 @@ class DatabaseWrapperMixin(_Base):
             max_size=options.max_conns,
             max_idle=options.reuse_conns,
             timeout=options.checkout_timeout,
+            connect_timeout=options.connect_timeout,
             ping_after=options.ping_after,
             max_lifetime=options.max_lifetime,
             max_idle_time=options.max_idle_time,
             reset_query=options.reset_query,
             leak_timeout=options.leak_timeout,
+            server=server_address(self.settings_dict),
             transaction_status=self.pool_transaction_status,
             error_base=self.Database.OperationalError,
         )
@@ -118,13 +128,21 @@ class DatabaseWrapperMixin(_Base):
         # A reused connection was set up when it was opened: doing it again on every
         # checkout would cost a round trip or more. Unless a reset query (DISCARD ALL)
         # undid the setup: then the time zone and role are set again.
-        entry = self._geventpool_entry
-        if entry is None or self._geventpool_fresh or entry.pool.reset_query is not None:
+        pooled = self._geventpool_pooled
+        if pooled is None:
             super().init_connection_state()
+        elif not pooled.initialized or self._geventpool_resets_sessions():
+            super().init_connection_state()
+            pooled.initialized = True
         elif self._geventpool_timezone_differs():
             # The connection's time zone is not the one this wrapper wants: a user ran
             # SET TIME ZONE, or TIME_ZONE changed since (override_settings).
             super().init_connection_state()
+
+    def _geventpool_resets_sessions(self) -> bool:
+        """Whether the pool's reset query undoes Django's setup of a session on every return."""
+        entry = self._geventpool_entry
+        return entry is not None and entry.pool.reset_query is not None
 
     def _geventpool_timezone_differs(self) -> bool:
         # No round trip: the driver keeps the TimeZone the server last reported. Not
@@ -140,14 +158,23 @@ class DatabaseWrapperMixin(_Base):
 
     def _close(self) -> None:
         entry = self._geventpool_entry
-        if entry is None:
+        pooled = self._geventpool_pooled
+        if entry is None or pooled is None:
             return super()._close()  # type: ignore[no-any-return]
-        conn: Any = self.connection
+        self.geventpool_forget()
+        with self.wrap_database_errors:
+            entry.pool.checkin(pooled)
+        return None
+
+    def geventpool_is_shared(self) -> bool:
+        """Whether other threads or greenlets may use this wrapper (`inc_thread_sharing`)."""
+        return bool(self.allow_thread_sharing)
+
+    def geventpool_forget(self) -> None:
+        """Drop the pooled connection: given back, or taken back after its borrower ended."""
         self.connection = None
         self._geventpool_entry = None
-        with self.wrap_database_errors:
-            entry.pool.putconn(conn)
-        return None
+        self._geventpool_pooled = None
 
     def close_pool(self) -> None:
         """Close this alias's pool (Django calls this where pooled connections must go)."""
@@ -155,3 +182,12 @@ class DatabaseWrapperMixin(_Base):
         parent = getattr(super(), "close_pool", None)
         if parent is not None:
             parent()
+
+
+def server_address(settings_dict: Mapping[str, Any]) -> str:
+    """Where a database's connections go, for error messages: host and port, no secrets."""
+    host = settings_dict.get("HOST") or "localhost"
+    port = settings_dict.get("PORT") or 5432
+    if str(host).startswith("/"):
+        return f"{host}/.s.PGSQL.{port}"
+    return f"{host}:{port}"

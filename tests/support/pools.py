@@ -1,0 +1,20 @@
+"""Waiting for a pool's background work, in tests that look at it right after."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def settled(pool: Any, within: float = 5.0) -> dict[str, Any]:
+    """The pool's stats once no connection is being opened or closed in the background.
+
+    A discarded connection is closed in the background, and its slot freed only once the
+    server has ended the session: right after `putconn` it still counts as closing.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        stats: dict[str, Any] = pool.stats()
+        if (stats["opening"], stats["closing"]) == (0, 0) or time.monotonic() >= deadline:
+            return stats
+        time.sleep(0.005)
