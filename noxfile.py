@@ -87,11 +87,13 @@ def tests(session: nox.Session, django: str) -> None:
         PIP_POSTGRES,
     )
     # PostGIS, PgBouncer and Celery have sessions of their own, which install what they
-    # need: here those tests would only skip.
+    # need: here those tests would only skip. The cut-anywhere suite runs in `green`.
     session.run(
         "pytest",
         f"--ignore={ROOT / 'tests' / 'postgis'}",
         f"--ignore={ROOT / 'tests' / 'integrations'}",
+        # Run in every cell of `green` instead, this one included.
+        f"--ignore={ROOT / 'tests' / 'green' / 'test_cuts.py'}",
         *session.posargs,
     )
 
@@ -114,6 +116,12 @@ GREEN_CELLS = [
     ("3.11", "5.2", "psycopg2", "eventlet"),
     ("3.10", "5.2", "psycopg3", "eventlet"),
     ("3.12", "6.1", "psycopg3", "eventlet"),
+    # The default cell again, for tests/green/test_cuts.py, which `tests` leaves to this
+    # session: its soak alone takes 20 s, too long to repeat on every Python x Django.
+    ("3.12", "5.2", "psycopg3", "gevent"),
+    # Nothing patched: the pool on OS threads (runserver, a management command's threads).
+    ("3.11", "5.2", "psycopg3", "threads"),
+    ("3.13", "6.1", "psycopg2", "threads"),
     # PyPy: psycopg2cffi stands in for psycopg2, and psycopg 3 is not installed at all.
     ("pypy3.9", "4.2", "psycopg2", "gevent"),
     ("pypy3.9", "4.2", "psycopg2", "eventlet"),
@@ -135,7 +143,8 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
     Only that runtime is installed, so a cell can't pass on the other one by accident.
     """
     pypy = str(session.python).startswith("pypy")
-    packages = ["-e", f"{CORE}[{runtime}]", "-e", str(ROOT / "packages" / f"geventpool-{driver}")]
+    core = str(CORE) if runtime == "threads" else f"{CORE}[{runtime}]"
+    packages = ["-e", core, "-e", str(ROOT / "packages" / f"geventpool-{driver}")]
     if pypy and runtime == "gevent":
         packages.append(PYPY_GEVENT)
     if not pypy:
@@ -143,7 +152,10 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
         packages.append("psycopg[binary]")
     session.install(*packages, f"Django~={django}.0", "pytest", *_postgres_from_pip(session))
     folders = [str(ROOT / "tests" / "green")]
-    if driver == "psycopg2":
+    if runtime == "threads":
+        # The drivers' own tests are about how they wait under gevent or eventlet.
+        pass
+    elif driver == "psycopg2":
         folders.append(str(ROOT / "tests" / "psycopg2"))
     else:
         # How psycopg 3 waits under the cell's runtime (the rest of tests/psycopg3 is gevent's).

@@ -200,3 +200,72 @@ def test_putting_back_a_foreign_connection_is_an_error(connect, make_pool):
     pool = make_pool(max_size=1)
     with pytest.raises(ValueError, match="doesn't belong to the pool 'default'"):
         pool.putconn(connect())
+
+
+def test_giving_back_twice_is_an_error(make_pool):
+    pool = make_pool(max_size=1)
+    conn = pool.getconn()
+    pool.putconn(conn)
+    with pytest.raises(ValueError, match="is not lent by the pool 'default': was it given back"):
+        pool.putconn(conn)
+    assert settled(pool)["idle"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELEC 1", r"reset query of the pool 'default', 'SELEC 1', failed: syntax error"),
+        ("BEGIN", r"'BEGIN', left the session in a transaction: RESET_QUERY must leave it idle"),
+    ],
+)
+def test_a_broken_reset_query_is_a_configuration_error_every_time(make_pool, query, message):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_db_geventpool.core import ResetQueryError
+
+    pool = make_pool(max_size=1, reset_query=query)
+    for _ in range(2):
+        conn = pool.getconn()
+        with pytest.raises(ResetQueryError, match=message) as info:
+            pool.putconn(conn)
+        assert isinstance(info.value, ImproperlyConfigured)
+    # Each connection was discarded, and its slot freed.
+    stats = settled(pool)
+    assert (stats["lost"], stats["open"]) == (2, 0)
+
+
+def test_connection_of_a_thread_that_ended_is_taken_back(make_pool, caplog):
+    pool = make_pool(max_size=1)
+    taken = []
+    with caplog.at_level(logging.WARNING, "django_db_geventpool"):
+        thread = threading.Thread(target=lambda: taken.append(pool.getconn()))
+        thread.start()
+        thread.join()
+        assert pool.stats()["in_use"] == 1
+        # The next client waits for it, and gets a slot within about a second.
+        started = time.monotonic()
+        again = pool.getconn(timeout=5)
+        waited = time.monotonic() - started
+    assert waited < 3
+    assert pool.stats()["reclaimed"] == 1
+    assert "took back a connection from a thread that ended without giving it back" in (
+        caplog.text
+    )
+    # Lent bare, it was closed rather than lent again: whoever still has it can't give it
+    # back from under its next user.
+    assert again is not taken[0]
+    assert taken[0].closed
+    with pytest.raises(ValueError, match="doesn't belong"):
+        pool.putconn(taken[0])
+    pool.putconn(again)
+
+
+def test_nothing_shows_the_password(make_pool):
+    from django_db_geventpool.core import registry
+
+    pool = make_pool(max_size=1)
+    pooled = pool.checkout()
+    key = ({"host": "db", "password": "s3cret-pw"}, {"MAX_CONNS": 1})
+    for obj in (registry.PoolEntry(pool, key), pool, pooled):
+        assert "s3cret-pw" not in repr(obj)
+    pool.checkin(pooled)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from django_db_geventpool.core.options import PoolOptions
+
+DURATIONS = ["CHECKOUT_TIMEOUT", "PING_AFTER", "MAX_LIFETIME", "MAX_IDLE_TIME", "LEAK_TIMEOUT"]
 
 
 def options(**opts):
@@ -17,6 +21,7 @@ def test_defaults_follow_the_old_package():
         max_conns=4,
         reuse_conns=4,
         checkout_timeout=30.0,
+        connect_timeout=None,
         ping_after=10.0,
         max_lifetime=3600.0,
         max_idle_time=600.0,
@@ -68,6 +73,25 @@ def test_checkout_timeout_none_waits_forever():
         ({"RESET_QUERY": ""}, r"\['RESET_QUERY'\] is '': it must be an SQL statement"),
         ({"RESET_QUERY": 1}, r"such as 'DISCARD ALL', or None"),
         ({"MAX_LIFETIMES": 5}, r"did you mean 'MAX_LIFETIME'\?"),
+        # Numbers that are no durations: NaN would stall or abort the runtime's timers.
+        *(
+            (
+                {key: value},
+                rf"\['{key}'\] is {re.escape(repr(value))}: it must be a number of seconds",
+            )
+            for key in DURATIONS
+            for value in (float("nan"), float("inf"), float("-inf"), 10**400, 1e300)
+        ),
+        # The pool's keys in another case would reach libpq as unknown options.
+        ({"max_conns": 4}, r"unknown key 'max_conns': did you mean 'MAX_CONNS'\?"),
+        ({"Max_Conns": 4}, r"unknown key 'Max_Conns': did you mean 'MAX_CONNS'\?"),
+        ({"reuse_conns": 4}, r"did you mean 'REUSE_CONNS'\? The pool's settings are upper case"),
+        ({"checkout_timeout": 4}, r"did you mean 'CHECKOUT_TIMEOUT'\?"),
+        ({"max_con": 4}, r"unknown key 'max_con': did you mean 'MAX_CONNS'\?"),
+        ({"Leak_Timeout": 4}, r"did you mean 'LEAK_TIMEOUT'\?"),
+        ({"connect_timeout": "soon"}, r"\['connect_timeout'\] is 'soon': libpq takes a whole"),
+        ({"connect_timeout": 2.5}, r"libpq takes a whole number of seconds"),
+        ({"connect_timeout": True}, r"libpq takes a whole number of seconds"),
     ],
 )
 def test_bad_options_are_refused_with_the_fix(opts, message):
@@ -83,5 +107,16 @@ def test_persistent_connections_are_refused(max_age):
         PoolOptions.from_settings("default", {"CONN_MAX_AGE": max_age, "OPTIONS": {}})
 
 
+def test_connect_timeout_is_read_as_libpq_reads_it():
+    assert options().connect_timeout is None
+    assert options(connect_timeout=10).connect_timeout == 10.0
+    assert options(connect_timeout="10").connect_timeout == 10.0
+    # libpq: 0 or less waits for ever, and it waits 2 s at the least.
+    assert options(connect_timeout=0).connect_timeout is None
+    assert options(connect_timeout=1).connect_timeout == 2.0
+
+
 def test_driver_options_pass_through():
     assert options(application_name="web", sslmode="prefer", MAX_CONNS=2).max_conns == 2
+    # libpq's, not a misspelling of CHECKOUT_TIMEOUT.
+    assert options(connect_timeout=5, keepalives_idle=30, target_session_attrs="any")

@@ -8,16 +8,10 @@ check them, so a cell can't pass by running something else.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from support import scenarios
+from support.scenarios import DRIVER, RUNTIME, run_in_cell
 
-RUNTIME = os.environ.get("GEVENTPOOL_RUNTIME", "gevent")
-DRIVER = os.environ.get("GEVENTPOOL_DRIVER", "psycopg3")
-# The module Django's backend runs on: psycopg2cffi stands in for psycopg2 on PyPy.
-DRIVER_MODULES = {"psycopg3": {"psycopg"}, "psycopg2": {"psycopg2", "psycopg2cffi"}}
 # IsolationLevel.SERIALIZABLE of the driver, as Django's isolation_level option takes it.
 SERIALIZABLE = {"psycopg3": 4, "psycopg2": 3}[DRIVER]
 
@@ -27,11 +21,7 @@ def env(pg, fresh_db):
     return pg.env(fresh_db)
 
 
-def run_scenario(script, scenario, env, **args):
-    result = scenarios.run_scenario(script, scenario, env, **args)
-    assert result["cell"]["runtime"] == RUNTIME
-    assert result["cell"]["driver"] in DRIVER_MODULES[DRIVER]
-    return result
+run_scenario = run_in_cell
 
 
 def test_herd_never_exceeds_max_conns(env):

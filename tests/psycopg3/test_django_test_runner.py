@@ -33,6 +33,9 @@ def test_manage_py_test_creates_and_destroys_the_test_database(pg, fresh_db, eng
         ({"MAX_CONN": 20}, "unknown key 'MAX_CONN': did you mean 'MAX_CONNS'?"),
         ({"REUSE_CONNS": 9}, "['REUSE_CONNS'] is 9: it must be between 0 and MAX_CONNS (3)"),
         ({"pool": True}, "Django's own connection pool"),
+        ({"MAX_IDLE_TIME": float("nan")}, "['MAX_IDLE_TIME'] is nan: it must be a number"),
+        ({"CHECKOUT_TIMEOUT": 10**400}, "it must be a number of seconds (0 or more, and finite)"),
+        ({"max_conns": 20}, "unknown key 'max_conns': did you mean 'MAX_CONNS'?"),
     ],
 )
 def test_manage_py_check_reports_bad_pool_settings(pg, options, message):

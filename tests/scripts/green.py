@@ -81,8 +81,9 @@ COUNT_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name =
 class Sampler:
     """Sample the scenario's server sessions every few milliseconds, in a greenlet."""
 
-    def __init__(self, app):
+    def __init__(self, app, every=0.003):
         self.app = app
+        self.every = every
         self.peak = 0
         self.samples = 0
         self._conn = observer()
@@ -94,7 +95,7 @@ class Sampler:
             count = query_one(self._conn, COUNT_SESSIONS, [self.app])
             self.peak = max(self.peak, count)
             self.samples += 1
-            green.sleep(0.003)
+            green.sleep(self.every)
 
     def stop(self):
         # Not killed mid-query: that would leave the observer connection busy.

@@ -51,3 +51,22 @@ def run_scenario(
             pytrace=False,
         )
     return json.loads(proc.stdout.splitlines()[-1])
+
+
+#: The cell a scenario runs in (see tests/scripts/cell.py), gevent with psycopg 3 by default.
+RUNTIME = os.environ.get("GEVENTPOOL_RUNTIME", "gevent")
+DRIVER = os.environ.get("GEVENTPOOL_DRIVER", "psycopg3")
+# The module Django's backend runs on: psycopg2cffi stands in for psycopg2 on PyPy.
+DRIVER_MODULES = {"psycopg3": {"psycopg"}, "psycopg2": {"psycopg2", "psycopg2cffi"}}
+
+
+def run_in_cell(script: str, scenario: str, env: dict[str, str], **args: Any) -> Any:
+    """`run_scenario`, checking that it ran on the cell's runtime and driver.
+
+    Each scenario reports the runtime the pool detected and the driver Django loaded, so a
+    cell can't pass by running something else.
+    """
+    result = run_scenario(script, scenario, env, **args)
+    assert result["cell"]["runtime"] == RUNTIME
+    assert result["cell"]["driver"] in DRIVER_MODULES[DRIVER]
+    return result

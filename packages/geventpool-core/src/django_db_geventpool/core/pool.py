@@ -539,7 +539,12 @@ class ConnectionPool(Generic[ConnT]):
                 opening.error = error
                 abandoned = opening.abandoned
             if abandoned:
-                logger.warning("pool %r: couldn't open a connection: %s", self.name, error)
+                logger.warning(
+                    "pool %r: opening a connection failed after its client gave up: %s",
+                    self.name,
+                    # psycopg2's messages end with a newline.
+                    str(error).rstrip(),
+                )
             else:
                 opening.event.set()
             if not isinstance(ex, Exception):

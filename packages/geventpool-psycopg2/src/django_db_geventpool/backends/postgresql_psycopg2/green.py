@@ -6,12 +6,20 @@ callback is installed: then it hands each wait to the callback, which yields to 
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from django_db_geventpool.backends.postgresql_psycopg2 import driver
+from django_db_geventpool.core.pool import DISCARD_TIMEOUT
 from django_db_geventpool.core.runtime import Runtime, detect
+
+logger = logging.getLogger("django_db_geventpool")
 
 #: The Django setting that chooses what a missing wait callback does: "error" or "warn".
 CHECK_SETTING = "GEVENTPOOL_MISSING_WAIT_CALLBACK"
@@ -47,7 +55,66 @@ def patch_psycopg2() -> str:
             " call gevent.monkey.patch_all() or eventlet.monkey_patch() first"
         )
     patch_psycopg()
+    _cancel_when_cut(driver.load())
     return runtime.name
+
+
+def cancelling(wait: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Wrap a wait callback so that a wait cut short cancels the query on the server first.
+
+    When a wait callback raises (a `gevent.Timeout`, a kill), psycopg2 closes the
+    connection at once, without cancelling: the server would run the query to its end,
+    holding its locks and a session beyond MAX_CONNS. The cancel request is sent before
+    psycopg2 gets the exception, from an OS thread (libpq's cancel blocks while it
+    connects) that the greenlet waits for, at most `DISCARD_TIMEOUT` seconds, whatever else
+    is raised meanwhile: psycopg2 frees what the cancel uses when it closes.
+    """
+
+    @functools.wraps(wait)
+    def wait_callback(conn: Any) -> None:
+        try:
+            wait(conn)
+        except BaseException as cut:
+            raise _cancelled(conn, cut) from None
+
+    wait_callback.geventpool_cancels = True  # type: ignore[attr-defined]
+    return wait_callback
+
+
+def _cancelled(conn: Any, cut: BaseException) -> BaseException:
+    """Cancel `!conn`'s query; return what to raise: `!cut`, or what came after it."""
+    deadline = time.monotonic() + DISCARD_TIMEOUT
+    done = False
+
+    def cancel() -> None:
+        nonlocal done
+        try:
+            conn.cancel()
+        except Exception as ex:
+            # Nothing to cancel: the connection is still being opened, or already broken.
+            logger.debug("couldn't cancel a query cut short: %s", ex)
+        finally:
+            done = True
+
+    try:
+        detect().offload(cancel, DISCARD_TIMEOUT)
+    except BaseException as again:
+        # Cut again (killed while timed out): the cancel still has to finish first.
+        cut = again
+    while not done and time.monotonic() < deadline:
+        try:
+            # time.sleep is the runtime's, patched: other greenlets run meanwhile.
+            time.sleep(0.001)
+        except BaseException as again:
+            cut = again
+    return cut
+
+
+def _cancel_when_cut(psycopg2: Any) -> None:
+    """Make the installed wait callback cancel on the server when a wait is cut."""
+    callback = psycopg2.extensions.get_wait_callback()
+    if callback is not None and not getattr(callback, "geventpool_cancels", False):
+        psycopg2.extensions.set_wait_callback(cancelling(callback))
 
 
 def check_wait_callback(alias: str, runtime: Runtime, action: str = "error") -> None:
@@ -63,6 +130,7 @@ def check_wait_callback(alias: str, runtime: Runtime, action: str = "error") -> 
         return
     psycopg2 = driver.load()
     if psycopg2.extensions.get_wait_callback() is not None:
+        _cancel_when_cut(psycopg2)
         return
     message = (
         f"DATABASES[{alias!r}]: the process is patched by {runtime.name}, but psycopg2 has"
