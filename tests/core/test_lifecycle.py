@@ -248,9 +248,7 @@ def test_connection_of_a_thread_that_ended_is_taken_back(make_pool, caplog):
         waited = time.monotonic() - started
     assert waited < 3
     assert pool.stats()["reclaimed"] == 1
-    assert "took back a connection from a thread that ended without giving it back" in (
-        caplog.text
-    )
+    assert "took back a connection from a thread that ended" in caplog.text
     # Lent bare, it was closed rather than lent again: whoever still has it can't give it
     # back from under its next user.
     assert again is not taken[0]
