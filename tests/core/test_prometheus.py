@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django_db_geventpool.core import registry
+from django_db_geventpool.core.statistics import STATISTICS, Kind, markdown_table
 
 
 def test_collector_exposes_every_pool_by_alias(make_pool):
@@ -27,3 +30,21 @@ def test_collector_exposes_every_pool_by_alias(make_pool):
     assert 'geventpool_waiting_clients{alias="reports"} 0.0' in text
     assert 'geventpool_checkouts_total{alias="reports"} 2.0' in text
     assert 'geventpool_connections_opened_total{alias="reports"} 2.0' in text
+    # Every statistic, under the name the table gives it.
+    for statistic in STATISTICS:
+        name = statistic.metric + ("_total" if statistic.kind is Kind.COUNTER else "")
+        labels = 'alias="reports"' + (f',state="{statistic.state}"' if statistic.state else "")
+        assert f"{name}{{{labels}}} " in text, statistic
+
+
+def test_stats_hold_what_the_table_declares(make_pool):
+    pool = make_pool(max_size=1)
+    assert list(pool.stats()) == [statistic.key for statistic in STATISTICS]
+
+
+def test_the_readme_lists_what_the_table_declares():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert markdown_table() in readme, (
+        "README.md's table of statistics is out of date:"
+        " python -m django_db_geventpool.core.statistics prints it"
+    )
