@@ -129,9 +129,9 @@ class DjangoCeilingGeventWait(DjangoCeiling):
     separates our row from this one is the cost of the pool and of Django's connect/close."""
 
     def __init__(self, conns: int, app_name: str) -> None:
-        from django_db_geventpool.backends.postgresql_psycopg3 import green
+        from django_db_geventpool.backends.postgresql_psycopg3 import waits_gevent
 
-        if not green.install():
+        if not waits_gevent.install():
             raise SystemExit("the gevent wait function was not installed (PSYCOPG_WAIT_FUNC?)")
         super().__init__(conns, app_name)
 

@@ -40,9 +40,9 @@ from psycopg import waiting  # noqa: E402
 
 def install_ours() -> None:
     if RUNTIME == "gevent":
-        from django_db_geventpool.backends.postgresql_psycopg3.green import install
+        from django_db_geventpool.backends.postgresql_psycopg3.waits_gevent import install
     else:
-        from django_db_geventpool.backends.postgresql_psycopg3.green_eventlet import install
+        from django_db_geventpool.backends.postgresql_psycopg3.waits_eventlet import install
     if not install():
         raise SystemExit(f"the {RUNTIME} wait function was not installed")
 

@@ -18,9 +18,9 @@ def options(**opts):
 
 def test_defaults_follow_the_old_package():
     assert options() == PoolOptions(
-        max_conns=4,
-        reuse_conns=4,
-        checkout_timeout=30.0,
+        max_size=4,
+        max_idle_conns=4,
+        timeout=30.0,
         connect_timeout=None,
         ping_after=10.0,
         max_lifetime=3600.0,
@@ -34,7 +34,7 @@ def test_every_duration_accepts_none():
     keys = ["CHECKOUT_TIMEOUT", "PING_AFTER", "MAX_LIFETIME", "MAX_IDLE_TIME", "LEAK_TIMEOUT"]
     parsed = options(**dict.fromkeys(keys))
     assert (
-        parsed.checkout_timeout,
+        parsed.timeout,
         parsed.ping_after,
         parsed.max_lifetime,
         parsed.max_idle_time,
@@ -43,13 +43,13 @@ def test_every_duration_accepts_none():
 
 
 def test_reuse_conns_defaults_to_max_conns():
-    assert options(MAX_CONNS=12).reuse_conns == 12
-    assert options(MAX_CONNS=12, REUSE_CONNS=0).reuse_conns == 0
+    assert options(MAX_CONNS=12).max_idle_conns == 12
+    assert options(MAX_CONNS=12, REUSE_CONNS=0).max_idle_conns == 0
 
 
 def test_checkout_timeout_none_waits_forever():
-    assert options(CHECKOUT_TIMEOUT=None).checkout_timeout is None
-    assert options(CHECKOUT_TIMEOUT=2).checkout_timeout == 2.0
+    assert options(CHECKOUT_TIMEOUT=None).timeout is None
+    assert options(CHECKOUT_TIMEOUT=2).timeout == 2.0
 
 
 @pytest.mark.parametrize(
@@ -117,6 +117,6 @@ def test_connect_timeout_is_read_as_libpq_reads_it():
 
 
 def test_driver_options_pass_through():
-    assert options(application_name="web", sslmode="prefer", MAX_CONNS=2).max_conns == 2
+    assert options(application_name="web", sslmode="prefer", MAX_CONNS=2).max_size == 2
     # libpq's, not a misspelling of CHECKOUT_TIMEOUT.
     assert options(connect_timeout=5, keepalives_idle=30, target_session_attrs="any")

@@ -179,11 +179,11 @@ def test_close_refuses_new_work_and_closes_returns(connect, make_pool):
     assert kept.closed and second.closed
 
 
-def test_max_idle_bounds_validated():
+def test_size_bounds_validated():
     with pytest.raises(ValueError, match="max_size must be at least 1"):
         ConnectionPool(max_size=0)
-    with pytest.raises(ValueError, match="max_idle must be between 0 and max_size"):
-        ConnectionPool(max_size=2, max_idle=3)
+    with pytest.raises(ValueError, match="max_idle_conns must be between 0 and max_size"):
+        ConnectionPool(max_size=2, max_idle_conns=3)
 
 
 def test_getconn_waits_for_the_pools_own_timeout_by_default(make_pool):

@@ -21,7 +21,7 @@ def test_missing_wait_callback_is_refused_with_the_fix(env):
     result = run_scenario("psycopg2_setup.py", "no_wait_callback", env, runtime=RUNTIME)
     assert result["selected"] is None
     assert f"patched by {RUNTIME}, but psycopg2 has no wait callback" in result["error"]
-    assert "green.patch_psycopg2()" in result["error"]
+    assert "wait_callback.patch_psycopg2()" in result["error"]
     assert "GEVENTPOOL_MISSING_WAIT_CALLBACK = 'warn'" in result["error"]
 
 

@@ -19,8 +19,8 @@ RUNTIME = os.environ.get("GEVENTPOOL_RUNTIME", "gevent")
 BACKEND = "django_db_geventpool.backends.postgresql_psycopg3"
 # The function, or its variant for the psycopg release installed (wait_gevent_3_2, ...).
 OURS = {
-    "gevent": f"{BACKEND}.green.wait_gevent",
-    "eventlet": f"{BACKEND}.green_eventlet.wait_eventlet",
+    "gevent": f"{BACKEND}.waits_gevent.wait_gevent",
+    "eventlet": f"{BACKEND}.waits_eventlet.wait_eventlet",
 }[RUNTIME]
 # What psycopg picks on import: through gevent's patched select module; under eventlet, its
 # C function, which would block the whole process.

@@ -69,7 +69,7 @@ if os.environ.get("GEVENTPOOL_ENGINE", "").endswith("psycopg2"):
     @worker_init.connect
     def cooperate_psycopg2(**kwargs):
         # `-P gevent` patched the process before this module was imported.
-        from django_db_geventpool.backends.postgresql_psycopg2.green import patch_psycopg2
+        from django_db_geventpool.backends.postgresql_psycopg2.wait_callback import patch_psycopg2
 
         patch_psycopg2()
 

@@ -51,7 +51,7 @@ def patch():
         )
 
     if DRIVER == "psycopg2":
-        from django_db_geventpool.backends.postgresql_psycopg2.green import patch_psycopg2
+        from django_db_geventpool.backends.postgresql_psycopg2.wait_callback import patch_psycopg2
 
         patch_psycopg2()
 

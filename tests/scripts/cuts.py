@@ -67,7 +67,12 @@ def settle(app, within=10.0):
     deadline = time.monotonic() + within
     while True:
         stats = pool_stats()
-        quiet = (stats["in_use"], stats["opening"], stats["closing"], stats["waiting"]) == (
+        quiet = (
+            stats["in_use"],
+            stats.get("opening", 0),
+            stats.get("closing", 0),
+            stats["waiting"],
+        ) == (
             0,
             0,
             0,
@@ -302,11 +307,13 @@ def cut_holding_a_lock(args):
     task = cut(long_update, 0.2)
     outcome = green.result(task)
     cut_at = time.monotonic()
+    # The next request wants the same row at once.
+    following = green.spawn(next_update)
     # How long the cut query's server session lives on.
     while query_one(setup, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", pids):
         green.sleep(0.005)
     session_gone_after = time.monotonic() - cut_at
-    waited = green.result(green.spawn(next_update))
+    waited = green.result(following)
     value = query_one(setup, "SELECT v FROM lock_t")
     setup.close()
     return {

@@ -64,13 +64,16 @@ def server_connections(app):
 def settled_connections(app, within=5.0):
     """The server's session count once it agrees with what the pool holds open.
 
-    A backend leaves pg_stat_activity only when its process has exited, a moment after the pool
-    closed the connection; waiting up to `within` seconds keeps that lag out of the counts.
+    The pool closes connections in the background; waiting up to `within` seconds for that to
+    end keeps the closing out of the counts.
     """
     deadline = time.monotonic() + within
     while True:
         count = server_connections(app)
-        if count == pool_stats()["open"] or time.monotonic() >= deadline:
+        stats = pool_stats()
+        # Closed in the background: a slot counts as open until the server ended its session.
+        busy = stats["opening"] or stats["closing"]
+        if (count == stats["open"] and not busy) or time.monotonic() >= deadline:
             return count
         green.sleep(0.01)
 

@@ -77,7 +77,7 @@ def no_wait_callback(args):
     setup_django(args, **extra)
     from django.core.exceptions import ImproperlyConfigured
 
-    from django_db_geventpool.backends.postgresql_psycopg2.green import (
+    from django_db_geventpool.backends.postgresql_psycopg2.wait_callback import (
         MissingWaitCallbackWarning,
     )
 
@@ -99,7 +99,7 @@ def no_wait_callback(args):
 @scenario
 def helper(args):
     """patch_psycopg2() before and after patching, then a query through the pool."""
-    from django_db_geventpool.backends.postgresql_psycopg2.green import patch_psycopg2
+    from django_db_geventpool.backends.postgresql_psycopg2.wait_callback import patch_psycopg2
 
     report = {}
     try:

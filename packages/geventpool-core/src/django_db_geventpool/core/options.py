@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import threading
@@ -46,16 +47,26 @@ _NONE_MEANS = {
 
 @dataclass(frozen=True)
 class PoolOptions:
-    max_conns: int = DEFAULT_MAX_SIZE
-    reuse_conns: int = DEFAULT_MAX_SIZE
-    checkout_timeout: float | None = DEFAULT_TIMEOUT
-    #: libpq's ``connect_timeout`` from OPTIONS, which the pool enforces too.
+    """The pool's settings, under the names `ConnectionPool` takes them by."""
+
+    #: MAX_CONNS
+    max_size: int = DEFAULT_MAX_SIZE
+    #: REUSE_CONNS
+    max_idle_conns: int = DEFAULT_MAX_SIZE
+    #: CHECKOUT_TIMEOUT
+    timeout: float | None = DEFAULT_TIMEOUT
+    #: libpq's ``connect_timeout``, which the pool enforces too.
     connect_timeout: float | None = None
+    #: PING_AFTER, MAX_LIFETIME, MAX_IDLE_TIME, RESET_QUERY, LEAK_TIMEOUT
     ping_after: float | None = DEFAULT_PING_AFTER
     max_lifetime: float | None = DEFAULT_MAX_LIFETIME
     max_idle_time: float | None = DEFAULT_MAX_IDLE_TIME
     reset_query: str | None = None
     leak_timeout: float | None = None
+
+    def pool_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `ConnectionPool` these settings give."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_settings(cls, alias: str, settings_dict: Mapping[str, Any]) -> PoolOptions:
@@ -102,9 +113,9 @@ class PoolOptions:
                 " statement such as 'DISCARD ALL', or None"
             )
         return cls(
-            max_conns=max_conns,
-            reuse_conns=reuse_conns,
-            checkout_timeout=_seconds(where, options, "CHECKOUT_TIMEOUT", DEFAULT_TIMEOUT),
+            max_size=max_conns,
+            max_idle_conns=reuse_conns,
+            timeout=_seconds(where, options, "CHECKOUT_TIMEOUT", DEFAULT_TIMEOUT),
             connect_timeout=_connect_timeout(where, options),
             ping_after=_seconds(where, options, "PING_AFTER", DEFAULT_PING_AFTER),
             max_lifetime=_seconds(where, options, "MAX_LIFETIME", DEFAULT_MAX_LIFETIME),

@@ -176,7 +176,7 @@ class _ConnectTimedOut(Exception):
 
 
 class ConnectionPool(Generic[ConnT]):
-    """Hand out at most `!max_size` connections, keeping up to `!max_idle` of them open.
+    """Hand out at most `!max_size` connections, keeping up to `!max_idle_conns` of them idle.
 
     Every connection holds a slot from the moment the pool decides to open it until its
     server session has ended, so neither a herd of clients arriving while connections are
@@ -199,7 +199,7 @@ class ConnectionPool(Generic[ConnT]):
         *,
         name: str = "default",
         max_size: int = DEFAULT_MAX_SIZE,
-        max_idle: int | None = None,
+        max_idle_conns: int | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         connect_timeout: float | None = None,
         ping_after: float | None = DEFAULT_PING_AFTER,
@@ -214,15 +214,15 @@ class ConnectionPool(Generic[ConnT]):
     ) -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size}")
-        if max_idle is None:
-            max_idle = max_size
-        if not 0 <= max_idle <= max_size:
+        if max_idle_conns is None:
+            max_idle_conns = max_size
+        if not 0 <= max_idle_conns <= max_size:
             raise ValueError(
-                f"max_idle must be between 0 and max_size ({max_size}), got {max_idle}"
+                f"max_idle_conns must be between 0 and max_size ({max_size}), got {max_idle_conns}"
             )
         self.name = name
         self.max_size = max_size
-        self.max_idle = max_idle
+        self.max_idle_conns = max_idle_conns
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.ping_after = ping_after
@@ -699,7 +699,7 @@ class ConnectionPool(Generic[ConnT]):
         if self._waiting:
             self._serve(entry)
             return True
-        if not self._closed and len(self._idle) < self.max_idle:
+        if not self._closed and len(self._idle) < self.max_idle_conns:
             self._idle.append(entry)
             return True
         return False
@@ -941,7 +941,7 @@ class ConnectionPool(Generic[ConnT]):
         gone. Lent bare, whoever has the connection object could still give it back, so it
         is closed instead.
         """
-        task = "thread" if self.runtime.name == "threads" else "greenlet"
+        task = self.runtime.kind.task
         stack = entry.stack
         held = entry.holder is not None
         in_transaction = self._status(entry.conn) in (
@@ -1005,7 +1005,7 @@ class ConnectionPool(Generic[ConnT]):
             idle = len(self._idle)
             return {
                 "max": self.max_size,
-                "max_idle": self.max_idle,
+                "max_idle": self.max_idle_conns,
                 "open": self._size,
                 "idle": idle,
                 "in_use": self._size - idle - self._opening - self._closing,

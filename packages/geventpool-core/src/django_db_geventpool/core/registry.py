@@ -18,71 +18,69 @@ if TYPE_CHECKING:
 # Held only while looking up or replacing an entry, never across a switch, so it needs
 # no green version even when created before monkey-patching.
 _lock = threading.Lock()
-_pools: dict[str, PoolEntry] = {}
+_pools: dict[str, _Registered] = {}
 
 
 @dataclass
-class PoolEntry:
-    """A pool and the connection settings it was made for."""
-
+class _Registered:
     pool: ConnectionPool[Any]
     #: What the pool was made for: a new pool is made when it changes. It holds the
     #: connection parameters, password included, so it is kept out of the repr.
     key: object = field(repr=False)
-    #: Attributes Django sets on its wrapper while opening a connection; restored on the
-    #: wrappers that reuse one of this pool's connections.
-    wrapper_state: dict[str, Any] = field(default_factory=dict)
 
 
-def get(alias: str) -> PoolEntry | None:
-    """Return the current entry of `!alias`, if any."""
-    return _pools.get(alias)
+def get(alias: str) -> ConnectionPool[Any] | None:
+    """Return the current pool of `!alias`, if any."""
+    registered = _pools.get(alias)
+    return registered.pool if registered is not None else None
 
 
 def pools() -> dict[str, ConnectionPool[Any]]:
     """Return the current pool of each alias."""
-    return {alias: entry.pool for alias, entry in list(_pools.items())}
+    return {alias: registered.pool for alias, registered in list(_pools.items())}
 
 
-def acquire(alias: str, key: object, create: Callable[[], ConnectionPool[Any]]) -> PoolEntry:
+def acquire(
+    alias: str, key: object, create: Callable[[], ConnectionPool[Any]]
+) -> ConnectionPool[Any]:
     """Return the pool of `!alias` made for `!key` (its settings), creating it if needed.
 
     A pool made for other settings (Django's test runner switching to the test database,
     a test overriding the time zone) is closed and replaced: its connections would reach
     the wrong database or session.
     """
-    entry = _pools.get(alias)
-    if _fits(entry, key):
-        return entry
+    registered = _pools.get(alias)
+    if _fits(registered, key):
+        return registered.pool
     with _lock:
         old = _pools.get(alias)
         if _fits(old, key):
-            return old
-        entry = _pools[alias] = PoolEntry(create(), key)
+            return old.pool
+        registered = _pools[alias] = _Registered(create(), key)
     if old is not None:
         old.pool.close()
-    return entry
+    return registered.pool
 
 
-def _fits(entry: PoolEntry | None, key: object) -> TypeGuard[PoolEntry]:
-    return entry is not None and entry.key == key and not entry.pool.closed
+def _fits(registered: _Registered | None, key: object) -> TypeGuard[_Registered]:
+    return registered is not None and registered.key == key and not registered.pool.closed
 
 
 def discard(alias: str) -> None:
     """Close the pool of `!alias`; the next checkout creates a new one."""
     with _lock:
-        entry = _pools.pop(alias, None)
-    if entry is not None:
-        entry.pool.close()
+        registered = _pools.pop(alias, None)
+    if registered is not None:
+        registered.pool.close()
 
 
 def discard_all() -> None:
     """Close every pool of the process."""
     with _lock:
-        entries = list(_pools.values())
+        registered = list(_pools.values())
         _pools.clear()
-    for entry in entries:
-        entry.pool.close()
+    for each in registered:
+        each.pool.close()
 
 
 # Idle connections closed at exit end their server sessions cleanly, instead of being
@@ -95,10 +93,10 @@ def _forget_after_fork() -> None:
     # connections. Its pools start empty.
     global _lock
     _lock = threading.Lock()
-    entries = list(_pools.values())
+    registered = list(_pools.values())
     _pools.clear()
-    for entry in entries:
-        entry.pool.abandon_after_fork()
+    for each in registered:
+        each.pool.abandon_after_fork()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

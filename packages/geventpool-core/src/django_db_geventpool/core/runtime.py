@@ -9,6 +9,7 @@ importing gevent or eventlet here would be wrong for a process that uses neither
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import logging
 import sys
@@ -29,11 +30,25 @@ class Event(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
+class RuntimeKind(enum.Enum):
+    """What runs the process's concurrent tasks."""
+
+    GEVENT = "gevent"
+    EVENTLET = "eventlet"
+    #: Nothing patched: OS threads.
+    THREADS = "threads"
+
+    @property
+    def task(self) -> str:
+        """What a task is called on this runtime."""
+        return "thread" if self is RuntimeKind.THREADS else "greenlet"
+
+
 @dataclass(frozen=True)
 class Runtime:
     """The primitives the pool waits with, and the ones its background work runs on."""
 
-    name: str
+    kind: RuntimeKind
     #: A mutual exclusion lock. The pool never holds it across a switch (no I/O, no logging,
     #: no waiting while it is held), so greenlets of one thread never contend on it.
     lock: Callable[[], threading.Lock]
@@ -59,6 +74,11 @@ class Runtime:
     #: bounds nothing and the driver's own ``connect_timeout`` has to.
     deadline: Callable[[float, BaseException], AbstractContextManager[object]]
 
+    @property
+    def name(self) -> str:
+        """The kind's name, for messages: "gevent", "eventlet" or "threads"."""
+        return self.kind.value
+
 
 def detect() -> Runtime:
     """Return the runtime of the current process, as patched at this moment."""
@@ -72,7 +92,7 @@ def detect() -> Runtime:
         # tenth of gevent's. Between OS threads it blocks as a lock must.
         native_lock: Callable[[], threading.Lock] = get_original("_thread", "allocate_lock")
         return Runtime(
-            "gevent",
+            RuntimeKind.GEVENT,
             native_lock,
             GreenWakeup,
             _repeat_on_gevent,
@@ -89,7 +109,7 @@ def detect() -> Runtime:
         # eventlet's patched threading module provides green Lock and Event, and its
         # Thread is a green thread.
         return Runtime(
-            "eventlet",
+            RuntimeKind.EVENTLET,
             threading.Lock,
             threading.Event,
             _repeat_in_thread,
@@ -100,7 +120,7 @@ def detect() -> Runtime:
             eventlet.Timeout,
         )
     return Runtime(
-        "threads",
+        RuntimeKind.THREADS,
         threading.Lock,
         threading.Event,
         _repeat_in_thread,

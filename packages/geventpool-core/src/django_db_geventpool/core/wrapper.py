@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,13 @@ if TYPE_CHECKING:
     from django.db.backends.postgresql.base import DatabaseWrapper as _Base
 else:
     _Base = object
+
+# What Django's get_new_connection() set on the wrapper that opened a pool's first
+# connection (`pooled_wrapper_attributes`), for the wrappers that are lent its connections.
+# Every connection of a pool is opened with the same settings, so one dict a pool.
+_opened_with: weakref.WeakKeyDictionary[ConnectionPool[Any], dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class DatabaseWrapperMixin(_Base):
@@ -47,14 +55,13 @@ class DatabaseWrapperMixin(_Base):
 
     # The pool the current connection was taken from, and the connection as the pool lent
     # it; None if not pooled.
-    _geventpool_entry: registry.PoolEntry | None = None
+    _geventpool_pool: ConnectionPool[Any] | None = None
     _geventpool_pooled: PooledConnection[Any] | None = None
 
     @property
     def geventpool(self) -> ConnectionPool[Any] | None:
         """The pool of this database alias in this process, if it was created yet."""
-        entry = registry.get(self.alias)
-        return entry.pool if entry is not None else None
+        return registry.get(self.alias)
 
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()
@@ -70,14 +77,14 @@ class DatabaseWrapperMixin(_Base):
         # All of OPTIONS, not only what reaches the driver: Django applies assume_role and
         # isolation_level itself, to connections the pool opens.
         key = (conn_params, {**options})
-        entry = registry.acquire(self.alias, key, self._create_geventpool)
-        pooled = entry.pool.checkout(
-            connect=functools.partial(self._open_pooled_connection, entry, conn_params),
+        pool = registry.acquire(self.alias, key, self._create_geventpool)
+        pooled = pool.checkout(
+            connect=functools.partial(self._open_pooled_connection, pool, conn_params),
             holder=self,
         )
-        self._geventpool_entry = entry
+        self._geventpool_pool = pool
         self._geventpool_pooled = pooled
-        self.__dict__.update(entry.wrapper_state)
+        self.__dict__.update(_opened_with[pool])
         if pooled.initialized:
             # Django's connect() takes every connection it gets as new, hence healthy; a
             # reused one gets the check CONN_HEALTH_CHECKS asks for, before its first query.
@@ -85,16 +92,16 @@ class DatabaseWrapperMixin(_Base):
         return pooled.conn
 
     def _open_pooled_connection(
-        self, entry: registry.PoolEntry, conn_params: dict[str, Any]
+        self, pool: ConnectionPool[Any], conn_params: dict[str, Any]
     ) -> Any:
         # Run in the background, for whichever wrapper ends up with the connection.
-        bound = entry.pool.connect_bound
+        bound = pool.connect_bound
         if bound is not None and "connect_timeout" not in conn_params:
             # What bounds a connect where the pool can't interrupt one (plain threads).
             # libpq takes whole seconds, and 2 at least.
             conn_params = {**conn_params, "connect_timeout": max(2, math.ceil(bound))}
         conn = super().get_new_connection(conn_params)
-        entry.wrapper_state = {
+        _opened_with[pool] = {
             name: getattr(self, name)
             for name in self.pooled_wrapper_attributes
             if hasattr(self, name)
@@ -105,15 +112,7 @@ class DatabaseWrapperMixin(_Base):
         options = PoolOptions.from_settings(self.alias, self.settings_dict)
         pool: ConnectionPool[Any] = ConnectionPool(
             name=self.alias,
-            max_size=options.max_conns,
-            max_idle=options.reuse_conns,
-            timeout=options.checkout_timeout,
-            connect_timeout=options.connect_timeout,
-            ping_after=options.ping_after,
-            max_lifetime=options.max_lifetime,
-            max_idle_time=options.max_idle_time,
-            reset_query=options.reset_query,
-            leak_timeout=options.leak_timeout,
+            **options.pool_arguments(),
             server=server_address(self.settings_dict),
             transaction_status=self.pool_transaction_status,
             error_base=self.Database.OperationalError,
@@ -141,8 +140,8 @@ class DatabaseWrapperMixin(_Base):
 
     def _geventpool_resets_sessions(self) -> bool:
         """Whether the pool's reset query undoes Django's setup of a session on every return."""
-        entry = self._geventpool_entry
-        return entry is not None and entry.pool.reset_query is not None
+        pool = self._geventpool_pool
+        return pool is not None and pool.reset_query is not None
 
     def _geventpool_timezone_differs(self) -> bool:
         # No round trip: the driver keeps the TimeZone the server last reported. Not
@@ -157,13 +156,13 @@ class DatabaseWrapperMixin(_Base):
             super()._set_autocommit(autocommit)
 
     def _close(self) -> None:
-        entry = self._geventpool_entry
+        pool = self._geventpool_pool
         pooled = self._geventpool_pooled
-        if entry is None or pooled is None:
+        if pool is None or pooled is None:
             return super()._close()  # type: ignore[no-any-return]
         self.geventpool_forget()
         with self.wrap_database_errors:
-            entry.pool.checkin(pooled)
+            pool.checkin(pooled)
         return None
 
     def geventpool_is_shared(self) -> bool:
@@ -173,7 +172,7 @@ class DatabaseWrapperMixin(_Base):
     def geventpool_forget(self) -> None:
         """Drop the pooled connection: given back, or taken back after its borrower ended."""
         self.connection = None
-        self._geventpool_entry = None
+        self._geventpool_pool = None
         self._geventpool_pooled = None
 
     def close_pool(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from django_db_geventpool.backends.postgresql_psycopg2 import driver, green
+from django_db_geventpool.backends.postgresql_psycopg2 import driver, wait_callback
 
 # Before the core's wrapper: it imports Django's PostgreSQL modules, which would pick
 # psycopg 3 if it is installed too.
@@ -47,5 +47,5 @@ class Psycopg2Mixin(DatabaseWrapperMixin):
     pool_server_timezone = staticmethod(server_timezone)
 
     def check_pool_runtime(self, runtime: Runtime) -> None:
-        action = getattr(settings, green.CHECK_SETTING, "error")
-        green.check_wait_callback(self.alias, runtime, action)
+        action = getattr(settings, wait_callback.CHECK_SETTING, "error")
+        wait_callback.check_wait_callback(self.alias, runtime, action)

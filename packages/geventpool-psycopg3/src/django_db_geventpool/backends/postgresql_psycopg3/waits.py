@@ -2,7 +2,7 @@
 
 psycopg runs every query as a generator that yields when the socket would block, and a
 wait function (``psycopg.waiting.wait``, looked up on every query) waits for the socket
-and resumes it. The runtime modules (`.green` for gevent, `.green_eventlet`) only say how
+and resumes it. The runtime modules (`.waits_gevent`, `.waits_eventlet`) only say how
 one greenlet waits for one socket on their hub; driving the generator, keeping each psycopg
 release's contract and installing the function are done here.
 """

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django_db_geventpool.core.runtime import Runtime
+from django_db_geventpool.core.runtime import Runtime, RuntimeKind
 from django_db_geventpool.core.wrapper import DatabaseWrapperMixin
 
 
@@ -26,7 +26,10 @@ def _server_timezone(conn: Any) -> str | None:
     return value.decode() if value is not None else None
 
 
-_PATCHES = {"gevent": "gevent's monkey.patch_all()", "eventlet": "eventlet.monkey_patch()"}
+_PATCHES = {
+    RuntimeKind.GEVENT: "gevent's monkey.patch_all()",
+    RuntimeKind.EVENTLET: "eventlet.monkey_patch()",
+}
 
 
 class Psycopg3Mixin(DatabaseWrapperMixin):
@@ -40,7 +43,7 @@ class Psycopg3Mixin(DatabaseWrapperMixin):
 
         from psycopg import waiting
 
-        if runtime.name == "threads":
+        if runtime.kind is RuntimeKind.THREADS:
             return
         # psycopg connects through the selector it took from `selectors` when imported: one
         # the runtime had not patched yet blocks the whole process, whatever the wait
@@ -48,18 +51,18 @@ class Psycopg3Mixin(DatabaseWrapperMixin):
         if getattr(waiting, "DefaultSelector", None) is not selectors.DefaultSelector:
             raise ImproperlyConfigured(
                 f"DATABASES[{self.alias!r}]: psycopg would block every {runtime.name} greenlet"
-                f" while it connects: psycopg was imported before {_PATCHES[runtime.name]}."
+                f" while it connects: psycopg was imported before {_PATCHES[runtime.kind]}."
                 " Patch first, before anything imports Django's database backends (gunicorn's"
                 " gevent worker and `celery worker -P gevent` do)"
             )
-        if runtime.name == "gevent":
-            from django_db_geventpool.backends.postgresql_psycopg3 import green
+        if runtime.kind is RuntimeKind.GEVENT:
+            from django_db_geventpool.backends.postgresql_psycopg3 import waits_gevent
 
-            green.install()
+            waits_gevent.install()
         else:
-            from django_db_geventpool.backends.postgresql_psycopg3 import green_eventlet
+            from django_db_geventpool.backends.postgresql_psycopg3 import waits_eventlet
 
-            green_eventlet.install()
+            waits_eventlet.install()
         # Only a user's choice is left to psycopg.
         if waiting.wait is getattr(waiting, "wait_c", None):
             raise ImproperlyConfigured(

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_db_geventpool.backends.postgresql_psycopg2 import driver
 from django_db_geventpool.core.pool import DISCARD_TIMEOUT
-from django_db_geventpool.core.runtime import Runtime, detect
+from django_db_geventpool.core.runtime import Runtime, RuntimeKind, detect
 
 logger = logging.getLogger("django_db_geventpool")
 
@@ -26,7 +26,7 @@ CHECK_SETTING = "GEVENTPOOL_MISSING_WAIT_CALLBACK"
 CHECK_CHOICES = ("error", "warn")
 
 _FIX = (
-    "call django_db_geventpool.backends.postgresql_psycopg2.green.patch_psycopg2() right"
+    "call django_db_geventpool.backends.postgresql_psycopg2.wait_callback.patch_psycopg2() right"
     " after monkey-patching (in gunicorn, from the post_fork hook; in a Celery worker, from a"
     " worker_init signal handler)"
 )
@@ -45,9 +45,9 @@ def patch_psycopg2() -> str:
     """
     driver.load()
     runtime = detect()
-    if runtime.name == "gevent":
+    if runtime.kind is RuntimeKind.GEVENT:
         from psycogreen.gevent import patch_psycopg
-    elif runtime.name == "eventlet":
+    elif runtime.kind is RuntimeKind.EVENTLET:
         from psycogreen.eventlet import patch_psycopg
     else:
         raise RuntimeError(
@@ -126,7 +126,7 @@ def check_wait_callback(alias: str, runtime: Runtime, action: str = "error") -> 
         raise ImproperlyConfigured(
             f"settings.{CHECK_SETTING} is {action!r}: it must be 'error' (the default) or 'warn'"
         )
-    if runtime.name == "threads":
+    if runtime.kind is RuntimeKind.THREADS:
         return
     psycopg2 = driver.load()
     if psycopg2.extensions.get_wait_callback() is not None:
