@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db.backends.postgresql import creation as postgresql
-
 if TYPE_CHECKING:
     from django.db.backends.postgresql.creation import DatabaseCreation as _Base
 else:
@@ -17,7 +15,8 @@ class DatabaseCreationMixin(_Base):
 
     ``CREATE DATABASE ... TEMPLATE`` (parallel test runs) and ``DROP DATABASE`` fail while
     any session is connected to the database; the pool's idle connections are sessions.
-    Django 5.1 and later do this for their own pool; this covers 4.2 too.
+    Django 5.1 and later do this for their own pool; this covers 4.2 too. The wrapper
+    mixin puts it before the creation class of the Django wrapper it is composed with.
     """
 
     def _clone_test_db(self, suffix: Any, verbosity: int, keepdb: bool = False) -> None:
@@ -28,7 +27,3 @@ class DatabaseCreationMixin(_Base):
     def _destroy_test_db(self, test_database_name: str, verbosity: int) -> None:
         self.connection.close_pool()
         super()._destroy_test_db(test_database_name, verbosity)
-
-
-class DatabaseCreation(DatabaseCreationMixin, postgresql.DatabaseCreation):
-    pass

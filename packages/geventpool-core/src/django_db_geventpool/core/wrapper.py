@@ -12,7 +12,7 @@ from django.db.backends.base.base import NO_DB_ALIAS
 
 from django_db_geventpool.core import registry
 from django_db_geventpool.core.connection import server_timezone, transaction_status
-from django_db_geventpool.core.creation import DatabaseCreation
+from django_db_geventpool.core.creation import DatabaseCreationMixin
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
 from django_db_geventpool.core.pool import ConnectionPool, PooledConnection
 from django_db_geventpool.core.runtime import Runtime
@@ -39,7 +39,6 @@ class DatabaseWrapperMixin(_Base):
     it; closing the wrapper gives the connection back instead of closing it.
     """
 
-    creation_class = DatabaseCreation
     validation_class = DatabaseValidation
 
     #: Attributes Django's ``get_new_connection()`` sets on the wrapper: a wrapper that is
@@ -57,6 +56,18 @@ class DatabaseWrapperMixin(_Base):
     # it; None if not pooled.
     _geventpool_pool: ConnectionPool[Any] | None = None
     _geventpool_pooled: PooledConnection[Any] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The core imports none of Django's PostgreSQL modules (they would pick a driver):
+        # the creation class is composed with the Django wrapper's own, here.
+        super().__init_subclass__(**kwargs)
+        creation = getattr(cls, "creation_class", None)
+        if creation is not None and not issubclass(creation, DatabaseCreationMixin):
+            cls.creation_class = type(
+                creation.__name__,
+                (DatabaseCreationMixin, creation),
+                {"__module__": cls.__module__, "__qualname__": creation.__qualname__},
+            )
 
     @property
     def geventpool(self) -> ConnectionPool[Any] | None:

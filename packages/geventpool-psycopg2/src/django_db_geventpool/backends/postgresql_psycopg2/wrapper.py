@@ -12,14 +12,13 @@ from typing import Any
 from django.conf import settings
 
 from django_db_geventpool.backends.postgresql_psycopg2 import driver, wait_callback
+from django_db_geventpool.core.connection import TransactionStatus
+from django_db_geventpool.core.runtime import Runtime
+from django_db_geventpool.core.wrapper import DatabaseWrapperMixin
 
-# Before the core's wrapper: it imports Django's PostgreSQL modules, which would pick
-# psycopg 3 if it is installed too.
+# Django's PostgreSQL backend, bound to psycopg2 before anything else loads it (which would
+# pick psycopg 3, if installed too): the PostGIS backend imports this module first for that.
 postgresql: Any = driver.django_backend()
-
-from django_db_geventpool.core.connection import TransactionStatus  # noqa: E402
-from django_db_geventpool.core.runtime import Runtime  # noqa: E402
-from django_db_geventpool.core.wrapper import DatabaseWrapperMixin  # noqa: E402
 
 
 def transaction_status(conn: Any) -> int:
