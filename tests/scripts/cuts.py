@@ -67,17 +67,8 @@ def settle(app, within=10.0):
     deadline = time.monotonic() + within
     while True:
         stats = pool_stats()
-        quiet = (
-            stats["in_use"],
-            stats.get("opening", 0),
-            stats.get("closing", 0),
-            stats["waiting"],
-        ) == (
-            0,
-            0,
-            0,
-            0,
-        )
+        busy = stats["in_use"] + stats["opening"] + stats["closing"] + stats["waiting"]
+        quiet = not busy
         if quiet and server_connections(app) == stats["open"]:
             return stats
         if time.monotonic() >= deadline:
