@@ -318,39 +318,43 @@ class ConnectionPool(Generic[ConnT]):
         start = now = monotonic()
         deadline = None if timeout is None else start + timeout
         while True:
-            entry = self._take(now, start, deadline)
+            with self._lock:
+                if self._closed:
+                    raise self._closed_error(f"the pool {self.name!r} is closed")
+                stale = self._take_stale(now)
+                entry: PooledConnection[ConnT] | None
+                if self._idle:
+                    entry = self._idle.pop()
+                elif self._size < self.max_size:
+                    # Critical section: the slot is taken before connecting, which yields
+                    # to other clients; they must see it taken.
+                    self._size += 1
+                    entry = None
+                else:
+                    waiter: _Waiter[ConnT] = _Waiter(self.runtime.event())
+                    self._waiting.append(waiter)
+                    # An idle connection given back, or a free slot (None).
+                    entry = self._wait(waiter, start, deadline)
+                self._checkouts += 1
+            # Outside the lock from here on: opening, checking and closing connections yield.
+            for old in stale:
+                self._discard(old, retired=True)
             if entry is None:
                 entry = self._open(connect or self._connect, start, deadline)
             elif not self._usable(entry, now):
+                # Discarded: its slot is freed once it is closed. Another try.
                 now = monotonic()
                 continue
-            return self._lend(entry, now, holder)
-
-    def _take(
-        self, now: float, start: float, deadline: float | None
-    ) -> PooledConnection[ConnT] | None:
-        """Take an idle connection, or a free slot (None), waiting for one if need be."""
-        with self._lock:
-            if self._closed:
-                raise self._closed_error(f"the pool {self.name!r} is closed")
-            stale = self._take_stale(now)
-            entry: PooledConnection[ConnT] | None
-            if self._idle:
-                entry = self._idle.pop()
-            elif self._size < self.max_size:
-                # Critical section: the slot is taken before connecting, which yields to
-                # other clients; they must see it taken.
-                self._size += 1
-                entry = None
-            else:
-                waiter: _Waiter[ConnT] = _Waiter(self.runtime.event())
-                self._waiting.append(waiter)
-                entry = self._wait(waiter, start, deadline)
-            self._checkouts += 1
-        # Outside the lock from here on: closing connections yields.
-        for old in stale:
-            self._discard(old, retired=True)
-        return entry
+            entry.lent = True
+            entry.lent_at = now
+            entry.borrower = self._current()
+            entry.holder = None if holder is None else weakref.ref(holder)
+            if self.leak_timeout is not None:
+                entry.stack = _caller_stack()
+                entry.reported = False
+            if not self._caretaking:
+                self._start_caretaking()
+            return entry
 
     def _usable(self, entry: PooledConnection[ConnT], now: float) -> bool:
         """Check a connection about to be lent: locally, and with a round trip if needed.
@@ -382,20 +386,6 @@ class ConnectionPool(Generic[ConnT]):
             raise
         entry.suspect = False
         return True
-
-    def _lend(
-        self, entry: PooledConnection[ConnT], now: float, holder: Holder | None
-    ) -> PooledConnection[ConnT]:
-        entry.lent = True
-        entry.lent_at = now
-        entry.borrower = self._current()
-        entry.holder = None if holder is None else weakref.ref(holder)
-        if self.leak_timeout is not None:
-            entry.stack = _caller_stack()
-            entry.reported = False
-        if not self._caretaking:
-            self._start_caretaking()
-        return entry
 
     def _wait(
         self, waiter: _Waiter[ConnT], start: float, deadline: float | None
@@ -615,13 +605,17 @@ class ConnectionPool(Generic[ConnT]):
         self._return(entry)
 
     def _return(self, entry: PooledConnection[ConnT]) -> None:
-        try:
-            reusable = self._reset(entry)
-        except BaseException:
-            # Cut in the middle of a rollback or the reset query, or the reset query is
-            # broken: the session's state is unknown.
-            self._discard(entry, lost=True, cancel=True)
-            raise
+        # Nearly always idle, with no reset query: nothing to do on the way back.
+        if self.reset_query is not None or self._status(entry.conn) != TransactionStatus.IDLE:
+            try:
+                reusable = self._reset(entry)
+            except BaseException:
+                # Cut in the middle of a rollback or the reset query, or the reset query
+                # is broken: the session's state is unknown.
+                self._discard(entry, lost=True, cancel=True)
+                raise
+        else:
+            reusable = True
         if not reusable:
             if entry.conn.closed:
                 # Broken, not just cut off: the server may have restarted.
