@@ -55,12 +55,25 @@ def test_idle_connections_settle_at_reuse_conns(env):
     assert stats["opened"] - stats["closed"] == 3
 
 
-def test_idle_connections_are_closed_without_traffic(env):
+EVERY_OPTION = {
+    "PING_AFTER": 0,
+    "MAX_LIFETIME": 60,
+    "RESET_QUERY": "DISCARD ALL",
+    "LEAK_TIMEOUT": 0.2,
+    "CHECKOUT_TIMEOUT": 5,
+    "connect_timeout": 5,
+}
+
+
+@pytest.mark.parametrize("more", [{}, EVERY_OPTION], ids=["idle-time", "every-option"])
+def test_idle_connections_are_closed_without_traffic(env, more):
+    # With every option on too: the pool's background work (sweep, leak reports, reclaim)
+    # must not keep gevent's loop running once the application's greenlets are done.
     result = run_scenario(
         "green.py",
         "idle_sweep",
         env,
-        options={"MAX_CONNS": 5, "MAX_IDLE_TIME": 0.3},
+        options={"MAX_CONNS": 5, "MAX_IDLE_TIME": 0.3, **more},
         greenlets=5,
         quiet=1.0,
     )
