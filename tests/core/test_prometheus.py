@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django_db_geventpool.core import registry
-from django_db_geventpool.core.statistics import STATISTICS, Kind, markdown_table
+from django_db_geventpool.core.statistics import DISTRIBUTIONS, STATISTICS, Kind, markdown_table
 
 
 def test_collector_exposes_every_pool_by_alias(make_pool):
@@ -35,6 +35,11 @@ def test_collector_exposes_every_pool_by_alias(make_pool):
         name = statistic.metric + ("_total" if statistic.kind is Kind.COUNTER else "")
         labels = 'alias="reports"' + (f',state="{statistic.state}"' if statistic.state else "")
         assert f"{name}{{{labels}}} " in text, statistic
+    for distribution in DISTRIBUTIONS:
+        assert f'{distribution.metric}_count{{alias="reports"}} ' in text, distribution
+        assert f'{distribution.metric}_bucket{{alias="reports",le="+Inf"}} ' in text
+    assert 'geventpool_create_time_seconds_count{alias="reports"} 2.0' in text
+    assert 'geventpool_wait_time_seconds_bucket{alias="reports",le="+Inf"} 2.0' in text
 
 
 def test_stats_hold_what_the_table_declares(make_pool):

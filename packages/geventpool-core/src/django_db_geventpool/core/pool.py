@@ -33,6 +33,7 @@ from django_db_geventpool.core.connection import (
     transaction_status,
 )
 from django_db_geventpool.core.runtime import Event, Runtime, detect
+from django_db_geventpool.core.statistics import Histogram, HistogramSnapshot
 
 logger = logging.getLogger("django_db_geventpool")
 
@@ -101,6 +102,14 @@ class Holder(Protocol):
 
     def geventpool_forget(self) -> None:
         """Drop the connection: the pool took it back after its borrower ended."""
+        ...
+
+
+class Listener(Protocol):
+    """Told each duration a pool records, as it records it (an exporter's histograms)."""
+
+    def record(self, pool: ConnectionPool[Any], key: str, seconds: float) -> None:
+        """`!key` is a `statistics.DISTRIBUTIONS` key: wait_time, use_time, create_time."""
         ...
 
 
@@ -268,6 +277,12 @@ class ConnectionPool(Generic[ConnT]):
         self._leaks = 0
         self._wait_time = 0.0
         self._max_wait = 0.0
+        # Durations, as statistics.DISTRIBUTIONS declares them; a checkout that found an
+        # idle connection at once is not recorded in `_wait_times`, only counted (0 s).
+        self._wait_times = Histogram()
+        self._use_times = Histogram()
+        self._create_times = Histogram()
+        self._listeners: list[Listener] = []
 
     def __repr__(self) -> str:
         return (
@@ -317,6 +332,8 @@ class ConnectionPool(Generic[ConnT]):
             timeout = self.timeout
         start = now = monotonic()
         deadline = None if timeout is None else start + timeout
+        # An idle connection at the first try: no wait worth a clock read.
+        immediate = True
         while True:
             with self._lock:
                 if self._closed:
@@ -330,21 +347,34 @@ class ConnectionPool(Generic[ConnT]):
                     # to other clients; they must see it taken.
                     self._size += 1
                     entry = None
+                    immediate = False
                 else:
                     waiter: _Waiter[ConnT] = _Waiter(self.runtime.event())
                     self._waiting.append(waiter)
                     # An idle connection given back, or a free slot (None).
                     entry = self._wait(waiter, start, deadline)
+                    immediate = False
                 self._checkouts += 1
             # Outside the lock from here on: opening, checking and closing connections yield.
             for old in stale:
                 self._discard(old, retired=True)
             if entry is None:
-                entry = self._open(connect or self._connect, start, deadline)
+                try:
+                    entry = self._open(connect or self._connect, start, deadline)
+                except BaseException:
+                    with self._lock:
+                        self._checkouts -= 1
+                    raise
             elif not self._usable(entry, now):
                 # Discarded: its slot is freed once it is closed. Another try.
                 now = monotonic()
+                immediate = False
                 continue
+            if not immediate:
+                now = monotonic()
+                self._record(self._wait_times, "wait_time", now - start)
+            elif self._listeners:
+                self._notify("wait_time", 0.0)
             entry.lent = True
             entry.lent_at = now
             entry.borrower = self._current()
@@ -509,6 +539,7 @@ class ConnectionPool(Generic[ConnT]):
         """Open a connection for `!opening`, in the background; hand it on when done."""
         bound = self.connect_bound
         expired = _ConnectTimedOut()
+        started = monotonic()
         try:
             if bound is None:
                 conn = connect()
@@ -546,7 +577,9 @@ class ConnectionPool(Generic[ConnT]):
         else:
             expires_at = monotonic() + lifetime * (1 - LIFETIME_JITTER * random.random())
         entry = PooledConnection(conn, expires_at)
+        created = monotonic() - started
         with self._lock:
+            self._create_times.record(created)
             self._opening -= 1
             self._entries[id(conn)] = entry
             self._opened += 1
@@ -557,6 +590,8 @@ class ConnectionPool(Generic[ConnT]):
         logger.debug(
             "pool %r: opened a connection (%d of %d)", self.name, self._size, self.max_size
         )
+        if self._listeners:
+            self._notify("create_time", created)
         if not keep:
             self._discard(entry)
         elif not abandoned:
@@ -596,15 +631,18 @@ class ConnectionPool(Generic[ConnT]):
             )
         entry.lent = False
         entry.borrower = entry.holder = entry.stack = None
+        now = monotonic()
         if entry.reported:
             logger.warning(
                 "pool %r: a connection reported as leaked came back after %.1f s",
                 self.name,
-                monotonic() - entry.lent_at,
+                now - entry.lent_at,
             )
-        self._return(entry)
+        self._return(entry, now)
 
-    def _return(self, entry: PooledConnection[ConnT]) -> None:
+    def _return(self, entry: PooledConnection[ConnT], now: float) -> None:
+        """Reset a connection given back, or taken back, at `!now`; keep it or discard it."""
+        used = now - entry.lent_at
         # Nearly always idle, with no reset query: nothing to do on the way back.
         if self.reset_query is not None or self._status(entry.conn) != TransactionStatus.IDLE:
             try:
@@ -612,24 +650,26 @@ class ConnectionPool(Generic[ConnT]):
             except BaseException:
                 # Cut in the middle of a rollback or the reset query, or the reset query
                 # is broken: the session's state is unknown.
+                self._record(self._use_times, "use_time", used)
                 self._discard(entry, lost=True, cancel=True)
                 raise
+            now = monotonic()
         else:
             reusable = True
-        if not reusable:
-            if entry.conn.closed:
+        if not reusable or now >= entry.expires_at:
+            self._record(self._use_times, "use_time", used)
+            if not reusable and entry.conn.closed:
                 # Broken, not just cut off: the server may have restarted.
                 self._suspect_idle()
-            self._discard(entry, lost=True)
-            return
-        now = monotonic()
-        if now >= entry.expires_at:
-            self._discard(entry, retired=True)
+            self._discard(entry, lost=not reusable, retired=reusable)
             return
         entry.idle_since = now
         with self._lock:
+            self._use_times.record(used)
             stale = self._take_stale(now)
             keep = self._give(entry)
+        if self._listeners:
+            self._notify("use_time", used)
         for old in stale:
             self._discard(old, retired=True)
         if not keep:
@@ -958,8 +998,9 @@ class ConnectionPool(Generic[ConnT]):
             else " (LEAK_TIMEOUT shows where it was taken)",
         )
         if held:
-            self._return(entry)
+            self._return(entry, monotonic())
         else:
+            self._record(self._use_times, "use_time", monotonic() - entry.lent_at)
             self._discard(entry, lost=True)
 
     def report_leaks(self) -> int:
@@ -992,6 +1033,40 @@ class ConnectionPool(Generic[ConnT]):
         with self._lock:
             self._leaks += len(leaked)
         return len(leaked)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Have `!listener` told every duration the pool records (see `Listener`)."""
+        with self._lock:
+            # Replaced, not changed: the pool iterates it outside the lock.
+            self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners = [each for each in self._listeners if each is not listener]
+
+    def _record(self, histogram: Histogram, key: str, seconds: float) -> None:
+        with self._lock:
+            histogram.record(seconds)
+        if self._listeners:
+            self._notify(key, seconds)
+
+    def _notify(self, key: str, seconds: float) -> None:
+        for listener in self._listeners:
+            try:
+                listener.record(self, key, seconds)
+            except Exception:
+                logger.exception("pool %r: a listener failed", self.name)
+
+    def histograms(self) -> dict[str, HistogramSnapshot]:
+        """Return the durations the pool recorded, by `statistics.DISTRIBUTIONS` key."""
+        with self._lock:
+            waited = self._wait_times.snapshot()
+            return {
+                # Checkouts that found an idle connection at once waited 0 s.
+                "wait_time": self._wait_times.snapshot(zeros=self._checkouts - waited.count),
+                "use_time": self._use_times.snapshot(),
+                "create_time": self._create_times.snapshot(),
+            }
 
     def stats(self) -> dict[str, int | float]:
         """Return the pool's gauges and counters."""

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # no green version even when created before monkey-patching.
 _lock = threading.Lock()
 _pools: dict[str, _Registered] = {}
+# Told of every pool made (exporters that must hook into each, such as OpenTelemetry's).
+_watchers: list[Callable[[str, ConnectionPool[Any]], None]] = []
 
 
 @dataclass
@@ -57,9 +59,30 @@ def acquire(
         if _fits(old, key):
             return old.pool
         registered = _pools[alias] = _Registered(create(), key)
+        watchers = list(_watchers)
     if old is not None:
         old.pool.close()
+    for watcher in watchers:
+        watcher(alias, registered.pool)
     return registered.pool
+
+
+def watch(watcher: Callable[[str, ConnectionPool[Any]], None]) -> Callable[[], None]:
+    """Call `!watcher(alias, pool)` for every pool, those there now and those made later.
+
+    Return a function that stops it.
+    """
+    with _lock:
+        _watchers.append(watcher)
+        current = [(alias, registered.pool) for alias, registered in _pools.items()]
+    for alias, pool in current:
+        watcher(alias, pool)
+
+    def unwatch() -> None:
+        with _lock:
+            _watchers.remove(watcher)
+
+    return unwatch
 
 
 def _fits(registered: _Registered | None, key: object) -> TypeGuard[_Registered]:

@@ -1,9 +1,12 @@
-"""The pool's statistics, declared once: `ConnectionPool.stats()`, the Prometheus collector
-and the README's table all follow this table, so none can drift from another."""
+"""The pool's statistics, declared once: `ConnectionPool.stats()` and `histograms()`, the
+Prometheus collector, the OpenTelemetry instruments and the README's tables all follow these
+tables, so none can drift from another."""
 
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -23,14 +26,29 @@ class Statistic:
     metric: str
     help: str
     state: str | None = None
+    #: The OpenTelemetry instrument, as the semantic conventions for database client
+    #: connection pools name it, and its ``db.client.connection.state``; None where the
+    #: conventions have none (exported as ``geventpool.<key>``).
+    otel: str | None = None
+    otel_state: str | None = None
 
 
 _G, _C = Kind.GAUGE, Kind.COUNTER
 
 STATISTICS: tuple[Statistic, ...] = (
-    Statistic("max", _G, "geventpool_max_connections", "MAX_CONNS: the cap on slots."),
     Statistic(
-        "max_idle", _G, "geventpool_max_idle_connections", "REUSE_CONNS: idle connections kept."
+        "max",
+        _G,
+        "geventpool_max_connections",
+        "MAX_CONNS: the cap on slots.",
+        otel="db.client.connection.max",
+    ),
+    Statistic(
+        "max_idle",
+        _G,
+        "geventpool_max_idle_connections",
+        "REUSE_CONNS: idle connections kept.",
+        otel="db.client.connection.idle.max",
     ),
     Statistic(
         "open",
@@ -38,8 +56,24 @@ STATISTICS: tuple[Statistic, ...] = (
         "geventpool_slots_taken",
         "Slots taken: connections being opened, open (idle or in use) or being closed.",
     ),
-    Statistic("idle", _G, "geventpool_connections", "Connections idle in the pool.", "idle"),
-    Statistic("in_use", _G, "geventpool_connections", "Connections lent.", "in_use"),
+    Statistic(
+        "idle",
+        _G,
+        "geventpool_connections",
+        "Connections idle in the pool.",
+        "idle",
+        otel="db.client.connection.count",
+        otel_state="idle",
+    ),
+    Statistic(
+        "in_use",
+        _G,
+        "geventpool_connections",
+        "Connections lent.",
+        "in_use",
+        otel="db.client.connection.count",
+        otel_state="used",
+    ),
     Statistic("opening", _G, "geventpool_connections", "Connections being opened.", "opening"),
     Statistic(
         "closing",
@@ -48,7 +82,13 @@ STATISTICS: tuple[Statistic, ...] = (
         "Connections being closed: their slot is freed once the server ended the session.",
         "closing",
     ),
-    Statistic("waiting", _G, "geventpool_waiting_clients", "Clients waiting for a connection."),
+    Statistic(
+        "waiting",
+        _G,
+        "geventpool_waiting_clients",
+        "Clients waiting for a connection.",
+        otel="db.client.connection.pending_requests",
+    ),
     Statistic("checkouts", _C, "geventpool_checkouts", "Checkouts: connections lent, in all."),
     Statistic("waits", _C, "geventpool_waits", "Checkouts that had to wait for a connection."),
     Statistic(
@@ -56,6 +96,7 @@ STATISTICS: tuple[Statistic, ...] = (
         _C,
         "geventpool_timeouts",
         "Checkouts that gave up: CHECKOUT_TIMEOUT passed, waiting or connecting.",
+        otel="db.client.connection.timeouts",
     ),
     Statistic("opened", _C, "geventpool_connections_opened", "Connections opened."),
     Statistic("closed", _C, "geventpool_connections_closed", "Connections closed, for any reason."),
@@ -93,15 +134,106 @@ STATISTICS: tuple[Statistic, ...] = (
 )
 
 
+#: Bucket bounds of the duration histograms, in seconds: the OpenTelemetry conventions'
+#: advice for connection pools, with a few more below a millisecond, where a pool lives.
+BUCKETS: tuple[float, ...] = (
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A histogram of durations the pool records (see `ConnectionPool.histograms()`)."""
+
+    key: str
+    #: The Prometheus histogram and the OpenTelemetry instrument.
+    metric: str
+    otel: str
+    help: str
+
+
+DISTRIBUTIONS: tuple[Distribution, ...] = (
+    Distribution(
+        "wait_time",
+        "geventpool_wait_time_seconds",
+        "db.client.connection.wait_time",
+        "How long checkouts took to get a connection, waiting or opening one, in seconds.",
+    ),
+    Distribution(
+        "use_time",
+        "geventpool_use_time_seconds",
+        "db.client.connection.use_time",
+        "How long connections were held, from checkout to return, in seconds.",
+    ),
+    Distribution(
+        "create_time",
+        "geventpool_create_time_seconds",
+        "db.client.connection.create_time",
+        "How long opening a connection took, in seconds.",
+    ),
+)
+
+
+class Histogram:
+    """Counts of durations in `BUCKETS` (the last count is for longer ones), and their sum.
+
+    Recorded by the pool under its lock: a lookup and two additions.
+    """
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def record(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def snapshot(self, zeros: int = 0) -> HistogramSnapshot:
+        """A copy, with `!zeros` more durations of 0 (known only as a count)."""
+        counts = list(self.counts)
+        counts[0] += zeros
+        return HistogramSnapshot(BUCKETS, tuple(counts), self.sum)
+
+
+@dataclass(frozen=True)
+class HistogramSnapshot:
+    bounds: Sequence[float]
+    #: Per bucket, not cumulative: ``counts[i]`` durations were at most ``bounds[i]`` and more
+    #: than ``bounds[i - 1]``; the last one, more than every bound.
+    counts: Sequence[int]
+    sum: float
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
 def markdown_table() -> str:
-    """The table as the README shows it."""
-    lines = ["| `stats()` key | kind | Prometheus | meaning |", "|---|---|---|---|"]
+    """The tables as the README shows them."""
+    lines = [
+        "| `stats()` key | kind | Prometheus | OpenTelemetry | meaning |",
+        "|---|---|---|---|---|",
+    ]
     for statistic in STATISTICS:
         metric = f"`{statistic.metric}`"
         if statistic.state is not None:
             metric += f' (`state="{statistic.state}"`)'
+        otel = f"`{statistic.otel or 'geventpool.' + statistic.key}`"
+        if statistic.otel_state is not None:
+            otel += f" (`{statistic.otel_state}`)"
+        kind = statistic.kind.value
+        lines.append(f"| `{statistic.key}` | {kind} | {metric} | {otel} | {statistic.help} |")
+    lines += [
+        "",
+        "| `histograms()` key | Prometheus histogram | OpenTelemetry histogram | meaning |",
+        "|---|---|---|---|",
+    ]
+    for distribution in DISTRIBUTIONS:
         lines.append(
-            f"| `{statistic.key}` | {statistic.kind.value} | {metric} | {statistic.help} |"
+            f"| `{distribution.key}` | `{distribution.metric}` | `{distribution.otel}`"
+            f" | {distribution.help} |"
         )
     return "\n".join(lines)
 
