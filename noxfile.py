@@ -74,7 +74,9 @@ def tests(session: nox.Session, django: str) -> None:
         session.skip(reason)
     session.install(
         "-e",
-        f"{CORE}[gevent,prometheus]",
+        f"{CORE}[gevent,prometheus,opentelemetry]",
+        # What an application exporting OpenTelemetry metrics installs beside the API.
+        "opentelemetry-sdk",
         "-e",
         str(PSYCOPG3),
         # tests/psycopg2 runs here too, beside psycopg 3 as Django would find it installed.
@@ -213,7 +215,13 @@ def lint(session: nox.Session) -> None:
     check_sibling_pins(session)
     check_postgis_pins(session)
     session.install(
-        *LINT_TOOLS, "-e", f"{CORE}[gevent,prometheus]", "-e", str(PSYCOPG3), "-e", str(PSYCOPG2)
+        *LINT_TOOLS,
+        "-e",
+        f"{CORE}[gevent,prometheus,opentelemetry]",
+        "-e",
+        str(PSYCOPG3),
+        "-e",
+        str(PSYCOPG2),
     )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
