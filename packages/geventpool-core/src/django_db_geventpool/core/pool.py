@@ -13,31 +13,35 @@ import functools
 import logging
 import os
 import random
-import sys
-import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from time import monotonic
-from types import FrameType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic
 
 from django_db_geventpool.core import errors
 from django_db_geventpool.core.connection import (
-    Connection,
     TransactionStatus,
     close_and_wait,
     ping,
     run_reset_query,
     transaction_status,
 )
+from django_db_geventpool.core.pooled import (
+    ConnT,
+    FrameTuple,
+    Holder,
+    Listener,
+    PooledConnection,
+    caller_stack,
+    format_stack,
+)
 from django_db_geventpool.core.runtime import Event, Runtime, detect
 from django_db_geventpool.core.statistics import Histogram, HistogramSnapshot
 
 logger = logging.getLogger("django_db_geventpool")
 
-ConnT = TypeVar("ConnT", bound=Connection)
 
 #: Default seconds `ConnectionPool.getconn` waits for a connection, opening one included.
 DEFAULT_TIMEOUT = 30.0
@@ -61,23 +65,6 @@ RECLAIM_INTERVAL = 0.5
 
 _NOTHING: tuple[Any, ...] = ()
 
-# filename, line number, function, source line (looked up only when formatted).
-_FrameTuple = tuple[str, int, str, None]
-
-
-def _caller_stack(limit: int = 32) -> list[_FrameTuple]:
-    """The stack of the pool's caller, cheaply: traceback.extract_stack() costs ten times more."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename == __file__:
-        frame = frame.f_back
-    stack: list[_FrameTuple] = []
-    while frame is not None and len(stack) < limit:
-        code = frame.f_code
-        stack.append((code.co_filename, frame.f_lineno, code.co_name, None))
-        frame = frame.f_back
-    stack.reverse()
-    return stack
-
 
 class _Unset(enum.Enum):
     """The type of `UNSET`: no value given, as opposed to None."""
@@ -87,71 +74,6 @@ class _Unset(enum.Enum):
 
 #: A `getconn` timeout left to the pool's own.
 UNSET = _Unset.UNSET
-
-
-class Holder(Protocol):
-    """What a connection is lent to, when it is more than the task that took it.
-
-    A Django wrapper is one: it may be shared with other threads or greenlets, and it has
-    to forget a connection the pool took back from it.
-    """
-
-    def geventpool_is_shared(self) -> bool:
-        """Whether tasks other than the borrower may still use the connection."""
-        ...
-
-    def geventpool_forget(self) -> None:
-        """Drop the connection: the pool took it back after its borrower ended."""
-        ...
-
-
-class Listener(Protocol):
-    """Told each duration a pool records, as it records it (an exporter's histograms)."""
-
-    def record(self, pool: ConnectionPool[Any], key: str, seconds: float) -> None:
-        """`!key` is a `statistics.DISTRIBUTIONS` key: wait_time, use_time, create_time."""
-        ...
-
-
-class PooledConnection(Generic[ConnT]):
-    """A connection of the pool and what the pool knows about it; `checkout` lends these."""
-
-    __slots__ = (
-        "borrower",
-        "conn",
-        "expires_at",
-        "holder",
-        "idle_since",
-        "initialized",
-        "lent",
-        "lent_at",
-        "reported",
-        "stack",
-        "suspect",
-    )
-
-    def __init__(self, conn: ConnT, expires_at: float) -> None:
-        #: The driver's connection.
-        self.conn = conn
-        #: Whether a borrower set the session up (Django's ``init_connection_state``): False
-        #: until one says so, which the first borrower of a new connection has to do.
-        self.initialized = False
-        self.expires_at = expires_at
-        self.idle_since = 0.0
-        self.lent = False
-        self.lent_at = 0.0
-        # The task that took it, and what it was lent to (a weak reference), while lent.
-        self.borrower: object = None
-        self.holder: weakref.ref[Any] | None = None
-        # Where the connection was taken, kept only when leak detection is on.
-        self.stack: list[_FrameTuple] | None = None
-        self.reported = False
-        # Set when a sibling was found dead: this one is pinged before its next use.
-        self.suspect = False
-
-    def __repr__(self) -> str:
-        state = "lent" if self.lent else "idle"
-        return f"<{type(self).__name__} {state} {self.conn!r}>"
 
 
 class _Waiter(Generic[ConnT]):
@@ -380,7 +302,7 @@ class ConnectionPool(Generic[ConnT]):
             entry.borrower = self._current()
             entry.holder = None if holder is None else weakref.ref(holder)
             if self.leak_timeout is not None:
-                entry.stack = _caller_stack()
+                entry.stack = caller_stack()
                 entry.reported = False
             if not self._caretaking:
                 self._start_caretaking()
@@ -993,7 +915,7 @@ class ConnectionPool(Generic[ConnT]):
             self.name,
             task,
             " (its open transaction is rolled back)" if in_transaction else "",
-            "; it was taken at:\n" + _format(stack)
+            "; it was taken at:\n" + format_stack(stack)
             if stack is not None
             else " (LEAK_TIMEOUT shows where it was taken)",
         )
@@ -1008,7 +930,7 @@ class ConnectionPool(Generic[ConnT]):
         if self.leak_timeout is None:
             return 0
         now = monotonic()
-        leaked: list[tuple[float, list[_FrameTuple]]] = []
+        leaked: list[tuple[float, list[FrameTuple]]] = []
         with self._lock:
             for entry in self._entries.values():
                 # Read once: checkin() may clear it meanwhile, outside the lock.
@@ -1027,7 +949,7 @@ class ConnectionPool(Generic[ConnT]):
                 self.name,
                 held,
                 self.leak_timeout,
-                _format(stack),
+                format_stack(stack),
             )
         # Counted once logged: whoever sees the count can find the report.
         with self._lock:
@@ -1094,7 +1016,3 @@ class ConnectionPool(Generic[ConnT]):
                 "wait_seconds": self._wait_time,
                 "max_wait_seconds": self._max_wait,
             }
-
-
-def _format(stack: list[_FrameTuple]) -> str:
-    return "".join(traceback.StackSummary.from_list(stack).format()).rstrip()

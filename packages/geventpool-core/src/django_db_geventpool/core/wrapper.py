@@ -14,7 +14,8 @@ from django_db_geventpool.core import registry
 from django_db_geventpool.core.connection import server_timezone, transaction_status
 from django_db_geventpool.core.creation import DatabaseCreationMixin
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
-from django_db_geventpool.core.pool import ConnectionPool, PooledConnection
+from django_db_geventpool.core.pool import ConnectionPool
+from django_db_geventpool.core.pooled import PooledConnection
 from django_db_geventpool.core.runtime import Runtime
 from django_db_geventpool.core.validation import DatabaseValidation
 
