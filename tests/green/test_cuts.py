@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from support.pools import assert_settled
 from support.proxy import SilentServer, freezable_proxy
 from support.scenarios import RUNTIME, run_in_cell
 
@@ -35,13 +36,6 @@ def silent():
     server = SilentServer()
     yield server
     server.close()
-
-
-def assert_settled(stats, max_conns):
-    """Nothing lent, opened, closed or waited for, and the counters add up."""
-    assert (stats["in_use"], stats["opening"], stats["closing"], stats["waiting"]) == (0, 0, 0, 0)
-    assert stats["open"] == stats["idle"] <= max_conns
-    assert stats["opened"] - stats["closed"] == stats["open"]
 
 
 ROUND_TRIPS = {

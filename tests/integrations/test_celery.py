@@ -91,21 +91,29 @@ def _wait_for(predicate, seconds, what, log):
     pytest.fail(f"{what} within {seconds} s\n--- worker log\n{log.read_text()}", pytrace=False)
 
 
+def _run_every_task(pg, fresh_db, env, log, seconds):
+    """Wait (the worker running) until every task recorded its row; return the peak of the
+    worker's server sessions meanwhile."""
+    app = env["GEVENTPOOL_APP"]
+    peak = 0
+
+    def all_recorded():
+        nonlocal peak
+        peak = max(peak, sum(_sessions(pg, fresh_db, app).values()))
+        return _rows(pg, fresh_db) == TASKS
+
+    _wait_for(all_recorded, seconds, f"the worker did not run {TASKS} tasks", log)
+    return peak
+
+
 @pytest.mark.parametrize("recipe", ["fixup", "signal"])
 def test_gevent_worker_tasks_give_their_connections_back(pg, fresh_db, tmp_path, recipe):
     env = _environment(pg, fresh_db, tmp_path, recipe, {"MAX_CONNS": MAX_CONNS})
     app = env["GEVENTPOOL_APP"]
     _queue_tasks(env)
     log = tmp_path / "worker.log"
-    peak = 0
     with _worker(env, log):
-
-        def all_recorded():
-            nonlocal peak
-            peak = max(peak, sum(_sessions(pg, fresh_db, app).values()))
-            return _rows(pg, fresh_db) == TASKS
-
-        _wait_for(all_recorded, 90, f"the worker did not run {TASKS} tasks", log)
+        peak = _run_every_task(pg, fresh_db, env, log, 90)
         _run(env, str(SCRIPTS / "celeryapp.py"), "report")
         stats_file = tmp_path / "stats.json"
         _wait_for(stats_file.exists, 30, "the report task did not run", log)
@@ -133,18 +141,10 @@ def test_without_a_recipe_ended_tasks_lose_their_connections_to_the_pool(pg, fre
     # still checked out; the pool takes those back (about twice a second), with a warning
     # each time, so every task runs, late, and the server never sees more than MAX_CONNS.
     env = _environment(pg, fresh_db, tmp_path, "none", {"MAX_CONNS": MAX_CONNS})
-    app = env["GEVENTPOOL_APP"]
     _queue_tasks(env)
     log = tmp_path / "worker.log"
-    peak = 0
     with _worker(env, log):
-
-        def all_recorded():
-            nonlocal peak
-            peak = max(peak, sum(_sessions(pg, fresh_db, app).values()))
-            return _rows(pg, fresh_db) == TASKS
-
-        _wait_for(all_recorded, 120, f"the worker did not run {TASKS} tasks", log)
+        peak = _run_every_task(pg, fresh_db, env, log, 120)
     text = log.read_text()
     print(f"\nno recipe: {TASKS} tasks, MAX_CONNS={MAX_CONNS}: peak {peak}")
     assert 0 < peak <= MAX_CONNS

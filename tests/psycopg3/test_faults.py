@@ -10,19 +10,13 @@ import time
 
 import pytest
 
+from support.pools import assert_settled
 from support.scenarios import SCRIPTS, run_scenario
 
 
 @pytest.fixture
 def env(pg, fresh_db):
     return pg.env(fresh_db)
-
-
-def assert_settled(stats, max_conns):
-    """After the load: nothing checked out or waiting, and the counters add up."""
-    assert (stats["in_use"], stats["waiting"]) == (0, 0)
-    assert stats["open"] == stats["idle"] <= max_conns
-    assert stats["opened"] - stats["closed"] == stats["open"]
 
 
 def test_exhausted_pool_times_out_with_a_useful_error(env):

@@ -18,3 +18,10 @@ def settled(pool: Any, within: float = 5.0) -> dict[str, Any]:
         if (stats["opening"], stats["closing"]) == (0, 0) or time.monotonic() >= deadline:
             return stats
         time.sleep(0.005)
+
+
+def assert_settled(stats: dict[str, Any], max_conns: int) -> None:
+    """After the load: nothing lent, opened, closed or waited for, and the counters add up."""
+    assert (stats["in_use"], stats["opening"], stats["closing"], stats["waiting"]) == (0, 0, 0, 0)
+    assert stats["open"] == stats["idle"] <= max_conns
+    assert stats["opened"] - stats["closed"] == stats["open"]
