@@ -197,7 +197,7 @@ class ConnectionPool(Generic[ConnT]):
         self._reclaimed = 0
         self._pings = 0
         self._leaks = 0
-        self._wait_time = 0.0
+        self._waited_seconds = 0.0
         self._max_wait = 0.0
         # Durations, as statistics.DISTRIBUTIONS declares them; a checkout that found an
         # idle connection at once is not recorded in `_wait_times`, only counted (0 s).
@@ -356,7 +356,7 @@ class ConnectionPool(Generic[ConnT]):
         finally:
             elapsed = monotonic() - start
         self._lock.acquire()
-        self._wait_time += elapsed
+        self._waited_seconds += elapsed
         self._max_wait = max(self._max_wait, elapsed)
         if waiter.served:
             return waiter.entry
@@ -1013,6 +1013,6 @@ class ConnectionPool(Generic[ConnT]):
                 "reclaimed": self._reclaimed,
                 "pings": self._pings,
                 "leaks": self._leaks,
-                "wait_seconds": self._wait_time,
+                "wait_seconds": self._waited_seconds,
                 "max_wait_seconds": self._max_wait,
             }
