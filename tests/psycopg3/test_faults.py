@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from support.scenarios import SCRIPTS, run_scenario
+from support.scenarios import SCRIPTS, run_scenario, script_env
 
 
 @pytest.fixture
@@ -104,7 +103,7 @@ def test_server_restart_under_load_recovers_within_a_second(pg, env):
     args = {"app": "restart", "options": {"MAX_CONNS": 5}, "clients": 20, "seconds": 6, "warmup": 1}
     proc = subprocess.Popen(
         [sys.executable, "-W", "error", str(SCRIPTS / "faults.py"), "restart", json.dumps(args)],
-        env={**os.environ, **env},
+        env=script_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,12 +5,9 @@ The cell's runtime (GEVENTPOOL_RUNTIME) patches, but only once Django has loaded
 
 import json
 import sys
-from pathlib import Path
 
 import django
 from django.conf import settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from support.databases import database_from_env
 

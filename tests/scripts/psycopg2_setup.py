@@ -6,7 +6,6 @@ scenario patches (or not) itself: what is tested is what happens before and whil
 
 import json
 import sys
-from pathlib import Path
 
 SCENARIOS = {}
 
@@ -40,7 +39,6 @@ def setup_django(args, **settings_):
     import django
     from django.conf import settings
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from support.databases import database_from_env
 
     settings.configure(

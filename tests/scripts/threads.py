@@ -8,13 +8,10 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 # Imported but not patched, as in a process that only uses gevent elsewhere: the pool must
 # still wait with real thread primitives.
 import gevent  # noqa: F401
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def setup_django(args):
