@@ -132,7 +132,7 @@ def test_server_restart_under_load_recovers_within_a_second(pg, env):
 
 def test_plain_threads_share_the_pool_and_wait_their_turn(env):
     result = run_scenario(
-        "threads.py", "thread_pool", env, options={"MAX_CONNS": 3}, threads=12, requests=120
+        "plain_threads.py", "thread_pool", env, options={"MAX_CONNS": 3}, threads=12, requests=120
     )
     assert result["runtime"] == "threads"
     assert result["peak_in_use"] <= 3

@@ -1,7 +1,8 @@
 """Fault scenarios for the pool in production: exhaustion, cut queries, fork, restarts.
 
-python faults.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py). The
-scenarios use gevent itself: they run in the default cell only (tests/psycopg3).
+For tests/psycopg3/test_faults.py: python faults.py SCENARIO '{"json": "arguments"}' prints
+one JSON line (harness.py). The scenarios use gevent itself: they run in the default cell
+only.
 """
 
 # First: the cell's runtime patches the process before anything imports a driver.

@@ -1,6 +1,7 @@
 """psycopg imported before monkey-patching: the first connection must refuse to run.
 
-The cell's runtime (GEVENTPOOL_RUNTIME) patches, but only once Django has loaded the backend.
+For tests/psycopg3/test_green_wait.py. The cell's runtime (GEVENTPOOL_RUNTIME) patches, but
+only once Django has loaded the backend; tests/ is on PYTHONPATH (tests/support/scenarios.py).
 """
 
 import json

@@ -1,6 +1,7 @@
 """Scenarios about session state that one user of a pooled connection leaves to the next.
 
-python session_state.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py).
+For tests/psycopg3/test_session_state.py: python session_state.py SCENARIO
+'{"json": "arguments"}' prints one JSON line (harness.py).
 """
 
 # First: the cell's runtime patches the process before anything imports a driver.

@@ -1,6 +1,7 @@
 """Plain OS threads, nothing monkey-patched (runserver, a management command's thread pool).
 
-python threads.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py).
+For tests/psycopg3/test_faults.py, beside faults.py, which patches with gevent: python
+plain_threads.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py).
 """
 
 import threading

@@ -1,7 +1,7 @@
-"""Scenarios through PgBouncer in transaction mode; green.py's herd and orm run there as well.
+"""Scenarios through PgBouncer in transaction mode; greenlets.py's herd and orm run there as well.
 
-python bouncer.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py), with
-the runtime and the driver of the cell (cell.py).
+For tests/integrations/test_pgbouncer.py: python pgbouncer.py SCENARIO '{"json": "arguments"}'
+prints one JSON line (harness.py), with the runtime and the driver of the cell (cell.py).
 """
 
 # First: the cell's runtime patches the process before anything imports a driver.
@@ -9,7 +9,7 @@ import cell
 
 green = cell.patch()
 
-from green import herd, orm  # noqa: E402, F401 - run through PgBouncer as they are
+from greenlets import herd, orm  # noqa: E402, F401 - run through PgBouncer as they are
 from harness import create_tables, main, pool_stats, scenario  # noqa: E402
 
 

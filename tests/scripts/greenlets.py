@@ -1,6 +1,6 @@
 """Scenarios on the cell's tasks (greenlets, or OS threads), for tests/green/test_greenlets.py.
 
-python green.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py); the
+python greenlets.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py); the
 runtime and the driver come from GEVENTPOOL_RUNTIME and GEVENTPOOL_DRIVER (cell.py).
 """
 

@@ -1,8 +1,9 @@
 """How the psycopg2 backend starts: wait callbacks, and psycopg 3 installed beside psycopg2.
 
-python psycopg2_setup.py SCENARIO '{"json": "arguments"}' prints one JSON line
-(harness.py). Nothing is patched on the way in: each scenario patches (or not) and sets
-Django up itself, as what is tested is what happens before and while patching.
+For tests/psycopg2/test_psycopg2_startup.py: python psycopg2_startup.py SCENARIO
+'{"json": "arguments"}' prints one JSON line (harness.py). Nothing is patched on the way in:
+each scenario patches (or not) and sets Django up itself, as what is tested is what happens
+before and while patching.
 """
 
 import sys

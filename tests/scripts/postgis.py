@@ -1,8 +1,8 @@
 """GeoDjango scenarios on the PostGIS backend, on the cell's tasks.
 
-python geo.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py). The
-arguments name the ENGINE (``django_db_geventpool.backends.postgis``) and the apps
-(``["django.contrib.gis", "geoapp"]``).
+For tests/postgis/test_postgis.py: python postgis.py SCENARIO '{"json": "arguments"}' prints
+one JSON line (harness.py). The arguments name the ENGINE
+(``django_db_geventpool.backends.postgis``) and the apps (``["django.contrib.gis", "geoapp"]``).
 """
 
 # First: the cell's runtime patches the process before anything imports a driver.

@@ -1,6 +1,7 @@
 """Scenarios about how psycopg 3 waits for the server under the cell's runtime.
 
-python psycopg_wait.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py).
+For tests/psycopg3/test_green_wait.py: python green_wait.py SCENARIO '{"json": "arguments"}'
+prints one JSON line (harness.py).
 """
 
 # First: the cell's runtime patches the process before anything imports psycopg.
