@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from report import WAITS, Row, format_table, format_waits_table, keep_best_wait  # noqa: E402
 from sampler import ConnectionSampler  # noqa: E402
-from support.postgres import PgServer, open_server  # noqa: E402
+from support.server import PgServer, open_server  # noqa: E402
 
 WORKLOADS = ["select1", "sleep1ms", "checkout"]
 # In the order of the table.

@@ -31,7 +31,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "bench"), str(ROOT / "tests")]
 from load import LoadResult, run_load  # noqa: E402
 from plot import Series, plot_connections  # noqa: E402
 from sampler import ConnectionSampler  # noqa: E402
-from support.postgres import PgServer, open_server  # noqa: E402
+from support.server import PgServer, open_server  # noqa: E402
 from webserver import Gunicorn  # noqa: E402
 
 
