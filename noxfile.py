@@ -300,7 +300,8 @@ def demo(session: nox.Session) -> None:
         "matplotlib",
         *_postgres_from_pip(session),
     )
-    session.run("python", str(ROOT / "demo" / "demo.py"), *session.posargs)
+    # As a module from the root (nox's working directory): demo/ imports bench/ and tests/.
+    session.run("python", "-m", "demo.demo", *session.posargs)
 
 
 # What the benchmark compares against, pinned so that rows measured on different days compare.
@@ -328,7 +329,8 @@ def bench(session: nox.Session) -> None:
     # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
     packages = ["-e", f"{CORE}[gevent]", "-e", str(PSYCOPG2), BENCH_DJANGO]
     bench_args += ["--psycopg2-python", _side_venv(session, "geventpool-psycopg2", packages)]
-    session.run("python", str(ROOT / "bench" / "bench.py"), *bench_args, *session.posargs)
+    # As a module from the root (nox's working directory): bench/ imports tests/.
+    session.run("python", "-m", "bench.bench", *bench_args, *session.posargs)
 
 
 def _postgres_from_pip(session: nox.Session) -> list[str]:

@@ -3,12 +3,14 @@
     python3 -m nox -s bench              # 10,000 cycles per run, best of 3
     python3 -m nox -s bench -- --quick   # 1,000 cycles, once: proves it works, measures little
 
-Every (setup, workload) runs in its own worker process (bench/worker.py) while a thread here
-samples the setup's server connections in pg_stat_activity. django-db-geventpool 4.0.8
-shares our import name, and the psycopg2 backend refuses a process where psycopg 3 is
-importable: their workers run with the interpreters given by --old-python and
---psycopg2-python, from virtualenvs of their own. A second table compares psycopg 3's own
-wait functions with the backend's under gevent and eventlet (bench/waits.py), without Django.
+The session runs it as ``python -m bench.bench`` from the repository root, where bench/ and
+tests/support import as packages. Every (setup, workload) runs in its own worker process
+(``python -m bench.worker``, from the root too) while a thread here samples the setup's
+server connections in pg_stat_activity. django-db-geventpool 4.0.8 shares our import name,
+and the psycopg2 backend refuses a process where psycopg 3 is importable: their workers run
+with the interpreters given by --old-python and --psycopg2-python, from virtualenvs of their
+own. A second table compares psycopg 3's own wait functions with the backend's under gevent
+and eventlet (bench/waits.py), without Django.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-# The server is the tests' throwaway cluster (or the one GEVENTPOOL_TEST_DSN / PG* name).
-sys.path.insert(0, str(HERE.parent / "tests"))
+from bench.report import WAITS, Row, format_table, format_waits_table, keep_best_wait
+from bench.sampler import ConnectionSampler
 
-from report import WAITS, Row, format_table, format_waits_table, keep_best_wait  # noqa: E402
-from sampler import ConnectionSampler  # noqa: E402
-from support.postgres import PgServer, open_server  # noqa: E402
+# The server is the tests' throwaway cluster (or the one GEVENTPOOL_TEST_DSN / PG* name).
+from tests.support.server import PgServer, open_server
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 
 WORKLOADS = ["select1", "sleep1ms", "checkout"]
 # In the order of the table.
@@ -102,14 +104,18 @@ def measure(server: PgServer, plan: Plan, setup: str, workload: str) -> tuple[di
     count = plan.checkouts if workload == "checkout" else plan.cycles
     command = [
         str(python),
-        str(HERE / "worker.py"),
+        *("-m", "bench.worker"),
         *(setup, workload, "--app-name", app_name),
         *("--cycles", str(count)),
         *("--greenlets", str(plan.greenlets), "--conns", str(plan.conns)),
     ]
     env = {**os.environ, **server.env()}
     with ConnectionSampler(server.conninfo(), app_name) as sampler:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        # From the root, in whichever virtualenv: bench.worker imports bench and tests.support
+        # from there, and nothing of packages/.
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
     if done.returncode:
         raise SystemExit(f"{setup} / {workload} failed:\n{done.stdout}{done.stderr}")
     return json.loads(done.stdout.splitlines()[-1]), sampler.peak

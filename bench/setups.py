@@ -30,7 +30,8 @@ class Target(Protocol):
 
 def django_database(engine: str, app_name: str, **extra: Any) -> dict[str, Any]:
     """A DATABASES entry for the server in the PG* variables, named `!app_name` there."""
-    from support.databases import database_from_env
+    # The tests' DATABASES helper: plain Python, so it loads in django-db-geventpool's venv too.
+    from tests.support.databases import database_from_env
 
     options = {"application_name": app_name, **extra.pop("OPTIONS", {})}
     return database_from_env(engine, OPTIONS=options, **extra)

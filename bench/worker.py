@@ -1,11 +1,12 @@
 """Measure one setup on one workload, in a process of its own; print the result as JSON.
 
-    python bench/worker.py SETUP WORKLOAD [--cycles N] [--greenlets G] [--conns C]
+    python -m bench.worker SETUP WORKLOAD [--cycles N] [--greenlets G] [--conns C]
 
-It is started by bench/bench.py, once per (setup, workload), so that no setup inherits
-another's imports or pool. The server comes from the libpq PG* variables. This file must
-also run in the virtualenv of django-db-geventpool 4.0.8, which shares our import name:
-it imports nothing from this repository.
+It is started by bench/bench.py from the repository root, once per (setup, workload), so
+that no setup inherits another's imports or pool. The server comes from the libpq PG*
+variables. This module must also run in the virtualenv of django-db-geventpool 4.0.8,
+which shares our import name: of this repository it imports only bench.setups and, from
+there, tests/support/databases.py (plain Python), nothing of packages/.
 """
 
 from gevent import monkey
@@ -15,19 +16,12 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-# The tests' DATABASES helper: plain Python, so it loads in django-db-geventpool's venv too.
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from setups import SETUPS, Target  # noqa: E402
+from bench.setups import SETUPS, Target  # noqa: E402
 
 QUERIES = {"select1": "SELECT 1", "sleep1ms": "SELECT pg_sleep(0.001)"}
 WORKLOADS = [*QUERIES, "checkout"]

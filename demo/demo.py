@@ -7,7 +7,9 @@ and then on Django's own backend, with the server connections each one opens.
 It starts a throwaway PostgreSQL (or uses GEVENTPOOL_TEST_DSN / PG*, as the tests do),
 serves demo/demoproject with gunicorn, sends the same HTTP load to each backend in turn while
 sampling pg_stat_activity, prints a report and writes a PNG of connections over time.
-Everything it starts is stopped on the way out, Ctrl-C included.
+Everything it starts is stopped on the way out, Ctrl-C included. The session runs it as
+``python -m demo.demo`` from the repository root, where demo/, bench/ and tests/support
+import as packages.
 """
 
 from gevent import monkey
@@ -23,16 +25,14 @@ from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 # The pg_stat_activity sampler is the benchmark's; the server is the tests' throwaway cluster.
-sys.path[:0] = [str(HERE), str(ROOT / "bench"), str(ROOT / "tests")]
+from bench.sampler import ConnectionSampler  # noqa: E402
+from demo.load import LoadResult, run_load  # noqa: E402
+from demo.plot import Series, plot_connections  # noqa: E402
+from demo.webserver import Gunicorn  # noqa: E402
+from tests.support.server import PgServer, open_server  # noqa: E402
 
-from load import LoadResult, run_load  # noqa: E402
-from plot import Series, plot_connections  # noqa: E402
-from sampler import ConnectionSampler  # noqa: E402
-from support.postgres import PgServer, open_server  # noqa: E402
-from webserver import Gunicorn  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass

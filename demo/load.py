@@ -8,6 +8,7 @@ shares two cores with the server it measures, and must cost as little as it can.
 from __future__ import annotations
 
 import socket
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -27,11 +28,17 @@ class LoadResult:
     def requests(self) -> int:
         return len(self.latencies)
 
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+    def percentile(self, p: int) -> float:
+        """The `p`th percentile of the latencies, `p` from 1 to 99."""
+        if len(self.latencies) < 2:
+            # quantiles() wants two values at least.
+            return self.latencies[0] if self.latencies else float("nan")
+        # "inclusive": the latencies are every request of the run, the whole population and
+        # not a sample of a larger one, so the 0th and 100th percentiles are the fastest and
+        # the slowest request, and a percentile between two ranks is interpolated between
+        # them (numpy's default, "linear"). "exclusive" would widen the range beyond what was
+        # seen, which suits a sample only.
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
 
 
 class HttpError(Exception):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from support.postgres import PgServer, ServerUnavailable, open_server, unique_dbname
+from support.cluster import ServerUnavailable
+from support.server import PgServer, open_server, unique_dbname
 
 TESTS_DIR = Path(__file__).parent
 

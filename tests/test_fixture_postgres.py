@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 
-import support.postgres
-from support.postgres import (
+import support.cluster
+from support.cluster import (
     DSN_VARIABLE,
     PIP_POSTGRES,
     Cluster,
-    PgServer,
     bundled_postgres,
     copy_postgres,
-    open_server,
     postgres_binaries,
 )
+from support.server import PgServer, open_server
 
 TESTS_DIR = Path(__file__).parent
 
@@ -130,7 +129,7 @@ def test_an_installation_the_server_user_cannot_reach_is_copied(
     pip_postgres: Path, user: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # nobody: a machine with no postgres OS user, which has never had PostgreSQL installed.
-    monkeypatch.setattr(support.postgres, "UNPRIVILEGED_USERS", (user,))
+    monkeypatch.setattr(support.cluster, "UNPRIVILEGED_USERS", (user,))
     # Like a virtualenv under /root: a directory only root may enter.
     hidden = Path(tempfile.mkdtemp(prefix="geventpool-root-only-", dir="/tmp"))
     try:

@@ -1,5 +1,5 @@
 from django.urls import path
 
-from demoproject import views
+from . import views
 
 urlpatterns = [path("", views.index)]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from differences import KNOWN_DIFFERENCES  # noqa: E402
 
-from support.postgres import PgServer, open_server, unique_dbname  # noqa: E402
+from support.server import PgServer, open_server, unique_dbname  # noqa: E402
 
 # The modules that exercise connection handling the most, for a run in half a minute.
 QUICK = ["backends", "transactions", "transaction_hooks", "select_for_update", "timezones"]

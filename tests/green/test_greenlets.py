@@ -28,7 +28,7 @@ def test_herd_never_exceeds_max_conns(env):
     # 200 greenlets arrive at once while the first connections are still being opened:
     # the case where the old pool opened one connection per greenlet.
     result = run_scenario(
-        "green.py", "herd", env, options={"MAX_CONNS": 20}, greenlets=200, hold=0.05
+        "greenlets.py", "herd", env, options={"MAX_CONNS": 20}, greenlets=200, hold=0.05
     )
     assert result["samples"] > 10
     assert 0 < result["sampled_peak"] <= 20
@@ -41,7 +41,7 @@ def test_herd_never_exceeds_max_conns(env):
 
 def test_idle_connections_settle_at_reuse_conns(env):
     result = run_scenario(
-        "green.py",
+        "greenlets.py",
         "herd",
         env,
         options={"MAX_CONNS": 10, "REUSE_CONNS": 3},
@@ -70,7 +70,7 @@ def test_idle_connections_are_closed_without_traffic(env, more):
     # With every option on too: the pool's background work (sweep, leak reports, reclaim)
     # must not keep gevent's loop running once the application's greenlets are done.
     result = run_scenario(
-        "green.py",
+        "greenlets.py",
         "idle_sweep",
         env,
         options={"MAX_CONNS": 5, "MAX_IDLE_TIME": 0.3, **more},
@@ -86,7 +86,7 @@ def test_idle_connections_are_closed_without_traffic(env, more):
 
 
 def test_waiters_are_served_first_come_first_served(env):
-    result = run_scenario("green.py", "fifo", env, options={"MAX_CONNS": 1}, waiters=10)
+    result = run_scenario("greenlets.py", "fifo", env, options={"MAX_CONNS": 1}, waiters=10)
     assert result["waiting_before_release"] == 10
     assert result["served"] == list(range(10))
     assert result["stats"]["opened"] == 1
@@ -94,7 +94,7 @@ def test_waiters_are_served_first_come_first_served(env):
 
 def test_killed_connections_free_their_slots_for_waiters(env):
     result = run_scenario(
-        "green.py", "killed", env, options={"MAX_CONNS": 2}, max_conns=2, waiters=5
+        "greenlets.py", "killed", env, options={"MAX_CONNS": 2}, max_conns=2, waiters=5
     )
     assert result["waiting_before_kill"] == 5
     outcomes = result["outcomes"]
@@ -109,7 +109,7 @@ def test_killed_connections_free_their_slots_for_waiters(env):
 
 
 def test_connection_returned_in_transaction_comes_back_clean(env):
-    result = run_scenario("green.py", "returned_in_transaction", env, options={"MAX_CONNS": 1})
+    result = run_scenario("greenlets.py", "returned_in_transaction", env, options={"MAX_CONNS": 1})
     idle_autocommit = {"autocommit": True, "status": 0, "rows": 0}
     # The same server session is reused (MAX_CONNS=1), rolled back rather than replaced.
     assert result["after_open"] == {"pid": result["open_pid"], **idle_autocommit}
@@ -119,7 +119,7 @@ def test_connection_returned_in_transaction_comes_back_clean(env):
 
 
 def test_orm_round_trips_from_many_greenlets(env):
-    result = run_scenario("green.py", "orm", env, options={"MAX_CONNS": 5}, greenlets=50)
+    result = run_scenario("greenlets.py", "orm", env, options={"MAX_CONNS": 5}, greenlets=50)
     assert result["total"] == 50
     assert all(
         r == {"payload_ok": True, "when_ok": True, "aware": True, "found": 1}
@@ -129,7 +129,7 @@ def test_orm_round_trips_from_many_greenlets(env):
 
 
 def test_killed_or_timed_out_waiters_leave_the_pool_whole(env):
-    result = run_scenario("green.py", "abandoned_waiters", env, options={"MAX_CONNS": 1})
+    result = run_scenario("greenlets.py", "abandoned_waiters", env, options={"MAX_CONNS": 1})
     assert result["queued_before_kill"] == 1
     assert result["queued_after_kill"] == 0
     assert result["runtime_timeout"] is True
@@ -147,7 +147,7 @@ def role(pg):
 
 def test_django_session_setup_holds_on_new_and_reused_connections(env, role):
     result = run_scenario(
-        "green.py",
+        "greenlets.py",
         "session_setup",
         env,
         options={"MAX_CONNS": 1, "assume_role": role, "isolation_level": SERIALIZABLE},
@@ -160,7 +160,7 @@ def test_django_session_setup_holds_on_new_and_reused_connections(env, role):
 
 
 def test_close_connection_as_decorator_and_context_manager(env):
-    result = run_scenario("green.py", "close_connection_forms", env, options={"MAX_CONNS": 2})
+    result = run_scenario("greenlets.py", "close_connection_forms", env, options={"MAX_CONNS": 2})
     assert result["returned"] == 42
     assert result["raised"] == "raised inside"
     assert result["block"] == [42, 1]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.pgbouncer import PgBouncer
-from support.postgres import PgServer
+from support.server import PgServer
 
 # Server connections PgBouncer keeps per database and user in these tests.
 BOUNCER_POOL_SIZE = 5

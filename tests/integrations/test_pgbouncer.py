@@ -21,7 +21,7 @@ def through_bouncer(pgbouncer):
 
 def test_herd_is_capped_by_max_conns_then_by_pgbouncer(pg, fresh_db, pgbouncer, through_bouncer):
     result = run_scenario(
-        "bouncer.py",
+        "pgbouncer.py",
         "herd",
         pg.env(fresh_db),
         options={"MAX_CONNS": 20},
@@ -45,7 +45,7 @@ def test_herd_is_capped_by_max_conns_then_by_pgbouncer(pg, fresh_db, pgbouncer, 
 
 def test_orm_round_trips_through_pgbouncer(pg, fresh_db, through_bouncer):
     result = run_scenario(
-        "bouncer.py",
+        "pgbouncer.py",
         "orm",
         pg.env(fresh_db),
         options={"MAX_CONNS": 10},
@@ -64,7 +64,7 @@ def test_transactions_keep_their_server_session_and_nothing_is_prepared(
     pg, fresh_db, through_bouncer
 ):
     result = run_scenario(
-        "bouncer.py",
+        "pgbouncer.py",
         "transaction_pooling",
         pg.env(fresh_db),
         options={"MAX_CONNS": 10},

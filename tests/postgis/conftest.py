@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.postgres import PgServer
+from support.server import PgServer
 
 BACKEND = "django_db_geventpool.backends.postgis"
 

@@ -28,7 +28,7 @@ def env(pg, fresh_db, postgis_ready):
 
 
 def geo_herd(env, **args):
-    result = run_scenario("geo.py", "geo_herd", env, **GEO, **args)
+    result = run_scenario("postgis.py", "geo_herd", env, **GEO, **args)
     assert result["cell"]["driver"] in DRIVER_MODULES[DRIVER]
     return result
 

@@ -18,7 +18,7 @@ def env(pg, fresh_db):
 
 
 def test_missing_wait_callback_is_refused_with_the_fix(env):
-    result = run_scenario("psycopg2_setup.py", "no_wait_callback", env, runtime=RUNTIME)
+    result = run_scenario("psycopg2_startup.py", "no_wait_callback", env, runtime=RUNTIME)
     assert result["selected"] is None
     assert f"patched by {RUNTIME}, but psycopg2 has no wait callback" in result["error"]
     assert "wait_callback.patch_psycopg2()" in result["error"]
@@ -27,7 +27,7 @@ def test_missing_wait_callback_is_refused_with_the_fix(env):
 
 def test_missing_wait_callback_only_warns_when_told_to(env):
     result = run_scenario(
-        "psycopg2_setup.py", "no_wait_callback", env, runtime=RUNTIME, action="warn"
+        "psycopg2_startup.py", "no_wait_callback", env, runtime=RUNTIME, action="warn"
     )
     assert result["error"] is None
     assert result["selected"] == 1
@@ -42,7 +42,7 @@ def test_missing_wait_callback_only_warns_when_told_to(env):
 )
 def test_eventlet_monkey_patch_installs_a_wait_callback_itself(env):
     result = run_scenario(
-        "psycopg2_setup.py", "no_wait_callback", env, runtime=RUNTIME, eventlet_psycopg=True
+        "psycopg2_startup.py", "no_wait_callback", env, runtime=RUNTIME, eventlet_psycopg=True
     )
     assert (result["error"], result["warnings"]) == (None, [])
     assert result["callback"] == "eventlet.support.psycopg2_patcher"
@@ -51,13 +51,13 @@ def test_eventlet_monkey_patch_installs_a_wait_callback_itself(env):
 
 def test_unknown_wait_callback_action_is_refused(env):
     result = run_scenario(
-        "psycopg2_setup.py", "no_wait_callback", env, runtime=RUNTIME, action="ignore"
+        "psycopg2_startup.py", "no_wait_callback", env, runtime=RUNTIME, action="ignore"
     )
     assert "GEVENTPOOL_MISSING_WAIT_CALLBACK is 'ignore'" in result["error"]
 
 
 def test_patch_psycopg2_installs_the_callback_of_the_runtime(env):
-    result = run_scenario("psycopg2_setup.py", "helper", env, runtime=RUNTIME)
+    result = run_scenario("psycopg2_startup.py", "helper", env, runtime=RUNTIME)
     assert (
         "call gevent.monkey.patch_all() or eventlet.monkey_patch() first" in (result["unpatched"])
     )
@@ -73,7 +73,7 @@ def psycopg3_installed():
 
 
 def test_runs_on_psycopg2_when_psycopg3_is_installed_and_imported(env, psycopg3_installed):
-    result = run_scenario("psycopg2_setup.py", "psycopg3_imported_first", env)
+    result = run_scenario("psycopg2_startup.py", "psycopg3_imported_first", env)
     assert result == {
         "selected": 1,
         "database_module": "psycopg2",
@@ -83,7 +83,7 @@ def test_runs_on_psycopg2_when_psycopg3_is_installed_and_imported(env, psycopg3_
 
 
 def test_psycopg3_chosen_by_django_first_is_refused_at_startup(env, psycopg3_installed):
-    result = run_scenario("psycopg2_setup.py", "psycopg3_loaded_by_contrib_postgres", env)
+    result = run_scenario("psycopg2_startup.py", "psycopg3_loaded_by_contrib_postgres", env)
     assert "already loaded with psycopg 3" in result["error"]
     assert "'django.contrib.postgres' in INSTALLED_APPS" in result["error"]
     assert "pip uninstall psycopg psycopg-binary" in result["error"]

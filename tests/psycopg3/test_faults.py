@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import pytest
 
 from support.pools import assert_settled
-from support.scenarios import SCRIPTS, run_scenario
+from support.scenarios import SCRIPTS, run_scenario, script_env
 
 
 @pytest.fixture
@@ -98,7 +97,7 @@ def test_server_restart_under_load_recovers_within_a_second(pg, env):
     args = {"app": "restart", "options": {"MAX_CONNS": 5}, "clients": 20, "seconds": 6, "warmup": 1}
     proc = subprocess.Popen(
         [sys.executable, "-W", "error", str(SCRIPTS / "faults.py"), "restart", json.dumps(args)],
-        env={**os.environ, **env},
+        env=script_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -127,7 +126,7 @@ def test_server_restart_under_load_recovers_within_a_second(pg, env):
 
 def test_plain_threads_share_the_pool_and_wait_their_turn(env):
     result = run_scenario(
-        "threads.py", "thread_pool", env, options={"MAX_CONNS": 3}, threads=12, requests=120
+        "plain_threads.py", "thread_pool", env, options={"MAX_CONNS": 3}, threads=12, requests=120
     )
     assert result["runtime"] == "threads"
     assert result["peak_in_use"] <= 3

@@ -34,7 +34,7 @@ def no_user_choice(monkeypatch):
 
 
 def test_the_pool_gives_psycopg_the_runtime_wait_function(pg, fresh_db, no_user_choice):
-    result = run_scenario("psycopg_wait.py", "chosen", pg.env(fresh_db))
+    result = run_scenario("green_wait.py", "chosen", pg.env(fresh_db))
     assert result["before"].endswith(PSYCOPG_PICKS)
     assert result["after"].startswith(OURS)
 
@@ -60,7 +60,7 @@ def test_psycopg_imported_before_patching_is_refused(pg, fresh_db, monkeypatch, 
 )
 def test_psycopg_wait_func_naming_the_blocking_function_is_refused(pg, fresh_db):
     env = {**pg.env(fresh_db), "PSYCOPG_WAIT_FUNC": "wait_c"}
-    result = run_scenario("psycopg_wait.py", "first_connection", env)
+    result = run_scenario("green_wait.py", "first_connection", env)
     assert result["error"].endswith(
         f"PSYCOPG_WAIT_FUNC=wait_c blocks every {RUNTIME} greenlet while one waits for the"
         " server: unset PSYCOPG_WAIT_FUNC to let the backend choose, or set it to wait_select"
@@ -69,13 +69,13 @@ def test_psycopg_wait_func_naming_the_blocking_function_is_refused(pg, fresh_db)
 
 def test_a_wait_function_chosen_with_psycopg_wait_func_is_kept(pg, fresh_db):
     env = {**pg.env(fresh_db), "PSYCOPG_WAIT_FUNC": "wait_select"}
-    result = run_scenario("psycopg_wait.py", "chosen", env)
+    result = run_scenario("green_wait.py", "chosen", env)
     assert result["after"] == "psycopg.waiting.wait_select"
 
 
 def test_queries_wait_side_by_side_while_the_hub_runs(pg, fresh_db, no_user_choice):
     result = run_scenario(
-        "psycopg_wait.py",
+        "green_wait.py",
         "overlap",
         pg.env(fresh_db),
         greenlets=8,
@@ -91,7 +91,7 @@ def test_queries_wait_side_by_side_while_the_hub_runs(pg, fresh_db, no_user_choi
 
 def test_transfers_larger_than_the_socket_buffers(pg, fresh_db, no_user_choice):
     size = 8 * 1024 * 1024
-    result = run_scenario("psycopg_wait.py", "large_transfers", pg.env(fresh_db), size=size)
+    result = run_scenario("green_wait.py", "large_transfers", pg.env(fresh_db), size=size)
     assert result["wait"].startswith(OURS)
     assert result["sent"] == size
     assert result["received"] == size
@@ -105,7 +105,7 @@ def test_transfers_larger_than_the_socket_buffers(pg, fresh_db, no_user_choice):
 )
 def test_psycopg_timeouts_still_expire_and_data_still_wakes(pg, fresh_db, no_user_choice):
     result = run_scenario(
-        "psycopg_wait.py", "notifies", pg.env(fresh_db), quiet_for=0.3, notify_after=0.2
+        "green_wait.py", "notifies", pg.env(fresh_db), quiet_for=0.3, notify_after=0.2
     )
     assert result["wait"].startswith(OURS)
     # Nothing came: notifies() returned when its timeout expired, not before, not much later.

@@ -3,7 +3,7 @@
 ``GEVENTPOOL_RUNTIME`` is ``gevent`` (the default), ``eventlet`` or ``threads`` (nothing
 patched: OS threads); ``GEVENTPOOL_DRIVER`` is ``psycopg3`` (the default) or ``psycopg2``. A
 script calls `patch()` before it imports anything else, then spawns, joins, cuts and kills
-its tasks through `green`, whichever runtime it is.
+its tasks through what it returns (also `cell.green`), whichever runtime it is.
 """
 
 import contextlib
@@ -25,13 +25,16 @@ green = None
 
 
 def patch():
-    """Monkey-patch with the cell's runtime and make its driver cooperate, as an app must."""
+    """Monkey-patch with the cell's runtime and make its driver cooperate, as an app must.
+
+    Return the runtime's tasks and timeouts (`green`); a second call only returns them.
+    """
     global green
     if green is not None:
-        return
+        return green
     if RUNTIME == "threads":
         green = _Threads()
-        return
+        return green
     if RUNTIME == "gevent":
         from gevent import monkey
 
@@ -54,6 +57,7 @@ def patch():
         from django_db_geventpool.backends.postgresql_psycopg2.wait_callback import patch_psycopg2
 
         patch_psycopg2()
+    return green
 
 
 def observer():

@@ -8,16 +8,16 @@ tests/support/proxy.py, steered over its control port.
 # First: the cell's runtime patches the process before anything imports a driver.
 import cell
 
-cell.patch()
+green = cell.patch()
 
 import random  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 
-from cell import green, observer, query_one  # noqa: E402
-
-from green import (  # noqa: E402
+from cell import observer, query_one  # noqa: E402
+from harness import (  # noqa: E402
     Sampler,
+    backend_pid,
     main,
     pool_stats,
     scenario,
@@ -52,14 +52,6 @@ def run(conn, sql):
         cursor.execute(sql)
     finally:
         cursor.close()
-
-
-def backend_pid():
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
 
 
 def settle(app, within=10.0):

@@ -1,26 +1,22 @@
 """Fault scenarios for the pool in production: exhaustion, cut queries, fork, restarts.
 
-Same protocol as green.py, whose import patches the process first: python faults.py
-SCENARIO '{"json": "arguments"}' prints one JSON line.
+For tests/psycopg3/test_faults.py: python faults.py SCENARIO '{"json": "arguments"}' prints
+one JSON line (harness.py). The scenarios use gevent itself: they run in the default cell
+only.
 """
 
-import green  # noqa: I001 - first: it monkey-patches before anything imports psycopg
+# First: the cell's runtime patches the process before anything imports a driver.
+import cell
 
-import os
-import sys
-import time
+cell.patch()
 
-import gevent
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
 
-from green import pool_stats, scenario, server_connections
+import gevent  # noqa: E402
 
-
-def backend_pid():
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
+from harness import backend_pid, main, pool_stats, scenario, server_connections  # noqa: E402
 
 
 @scenario
@@ -229,4 +225,4 @@ def options_change(args):
 
 
 if __name__ == "__main__":
-    green.main()
+    main()

@@ -1,16 +1,14 @@
 """psycopg imported before monkey-patching: the first connection must refuse to run.
 
-The cell's runtime (GEVENTPOOL_RUNTIME) patches, but only once Django has loaded the backend.
+For tests/psycopg3/test_green_wait.py. The cell's runtime (GEVENTPOOL_RUNTIME) patches, but
+only once Django has loaded the backend; tests/ is on PYTHONPATH (tests/support/scenarios.py).
 """
 
 import json
 import sys
-from pathlib import Path
 
 import django
 from django.conf import settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from support.databases import database_from_env
 

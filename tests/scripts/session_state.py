@@ -1,9 +1,15 @@
 """Scenarios about session state that one user of a pooled connection leaves to the next.
 
-Usage: python session_state.py SCENARIO '{"json": "arguments"}', as green.py, which patches first.
+For tests/psycopg3/test_session_state.py: python session_state.py SCENARIO
+'{"json": "arguments"}' prints one JSON line (harness.py).
 """
 
-from green import main, pool_stats, scenario
+# First: the cell's runtime patches the process before anything imports a driver.
+import cell
+
+cell.patch()
+
+from harness import main, pool_stats, scenario  # noqa: E402
 
 
 @scenario

@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from support.postgres import PgServer, ServerUnavailable, free_port, run_unprivileged
+from .cluster import ServerUnavailable, free_port, run_unprivileged
+from .server import PgServer
 
 
 def _quoted(value: str) -> str:

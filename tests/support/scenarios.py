@@ -13,7 +13,19 @@ from typing import Any
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+TESTS = Path(__file__).resolve().parent.parent
+SCRIPTS = TESTS / "scripts"
+
+
+def script_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a script in tests/scripts: this one, `!env`, and tests/ on PYTHONPATH.
+
+    A script finds its siblings (cell, harness) in its own folder, and through PYTHONPATH
+    what it shares with the tests: `support` and the Django apps.
+    """
+    merged = {**os.environ, **env}
+    paths = [str(TESTS), *filter(None, [merged.get("PYTHONPATH")])]
+    return {**merged, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def run_scenario(
@@ -33,7 +45,7 @@ def run_scenario(
     args.setdefault("app", f"{scenario}-{os.getpid()}")
     proc = subprocess.run(
         [sys.executable, "-W", "error", str(SCRIPTS / script), scenario, json.dumps(args)],
-        env={**os.environ, **env},
+        env=script_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import cast
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -23,7 +24,8 @@ def load() -> ModuleType:
             pass
         else:
             if getattr(psycopg2, "__file__", None) is not None:
-                return psycopg2
+                # psycopg2 ships no type information: to mypy it is Any.
+                return cast(ModuleType, psycopg2)
             # A directory named psycopg2 on sys.path (a test folder, say) imported as a
             # namespace package: it is not the driver.
             del sys.modules["psycopg2"]

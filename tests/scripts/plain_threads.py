@@ -1,41 +1,28 @@
 """Plain OS threads, nothing monkey-patched (runserver, a management command's thread pool).
 
-Same protocol as green.py: python threads.py SCENARIO '{"json": "arguments"}'.
+For tests/psycopg3/test_faults.py, beside faults.py, which patches with gevent: python
+plain_threads.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py).
 """
 
-import json
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 # Imported but not patched, as in a process that only uses gevent elsewhere: the pool must
 # still wait with real thread primitives.
 import gevent  # noqa: F401
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import cell
+from harness import main, scenario, setup_django
 
 
-def setup_django(args):
-    import django
-    from django.conf import settings
-
-    from support.databases import database_from_env
-
-    settings.configure(
-        DATABASES={
-            "default": database_from_env(
-                "django_db_geventpool.backends.postgresql_psycopg3",
-                OPTIONS={"application_name": args["app"], **args["options"]},
-            )
-        },
-        USE_TZ=True,
-    )
-    django.setup()
+def setup_on_psycopg3(args):
+    """Django on the psycopg 3 ENGINE, whatever the cell's driver."""
+    setup_django({**args, "engine": cell.ENGINES["psycopg3"]})
 
 
+@scenario
 def thread_pool(args):
+    """Requests from a pool of OS threads share the connections and wait their turn."""
     from django.db import connection
 
     from django_db_geventpool.utils import close_connection
@@ -66,14 +53,5 @@ def thread_pool(args):
     }
 
 
-def main():
-    args = json.loads(sys.argv[2])
-    setup_django(args)
-    started = time.monotonic()
-    result = {"thread_pool": thread_pool}[sys.argv[1]](args)
-    result["elapsed"] = time.monotonic() - started
-    print(json.dumps(result))
-
-
 if __name__ == "__main__":
-    main()
+    main(setup_on_psycopg3)

@@ -1,15 +1,16 @@
-"""Scenarios through PgBouncer in transaction mode; green.py's herd and orm run there as well.
+"""Scenarios through PgBouncer in transaction mode; greenlets.py's herd and orm run there as well.
 
-Usage: python bouncer.py SCENARIO '{"json": "arguments"}', as green.py, which patches first
-(with the runtime and driver of the cell, see cell.py).
+For tests/integrations/test_pgbouncer.py: python pgbouncer.py SCENARIO '{"json": "arguments"}'
+prints one JSON line (harness.py), with the runtime and the driver of the cell (cell.py).
 """
 
-# Importing cell patches nothing; importing green patches the process, first thing.
+# First: the cell's runtime patches the process before anything imports a driver.
 import cell
 
-from green import SCENARIOS, create_tables, main, pool_stats, scenario
+green = cell.patch()
 
-assert "herd" in SCENARIOS  # green.py's scenarios are reachable from here too
+from greenlets import herd, orm  # noqa: E402, F401 - run through PgBouncer as they are
+from harness import create_tables, main, pool_stats, scenario  # noqa: E402
 
 
 @scenario
@@ -32,7 +33,7 @@ def transaction_pooling(args):
         with transaction.atomic(), connection.cursor() as cursor:
             first = backend_pid(cursor)
             Event.objects.create(name=f"e{i}", happened_at=timezone.now())
-            cell.green.sleep(0.01)
+            green.sleep(0.01)
             same = backend_pid(cursor) == first
         # iterator() without a server-side cursor: the rows come in one result set.
         names = [event.name for event in Event.objects.order_by("pk").iterator(chunk_size=2)]
@@ -44,9 +45,9 @@ def transaction_pooling(args):
             "server_side_cursors_disabled": connection.settings_dict["DISABLE_SERVER_SIDE_CURSORS"],
         }
 
-    tasks = [cell.green.spawn(client, i) for i in range(args["clients"])]
-    cell.green.joinall(tasks)
-    return {"results": [cell.green.result(t) for t in tasks], "stats": pool_stats()}
+    tasks = [green.spawn(client, i) for i in range(args["clients"])]
+    green.joinall(tasks)
+    return {"results": [green.result(t) for t in tasks], "stats": pool_stats()}
 
 
 if __name__ == "__main__":

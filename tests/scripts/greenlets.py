@@ -1,117 +1,27 @@
-"""Scenarios run on greenlets in a subprocess, patched before anything imports the driver.
+"""Scenarios on the cell's tasks (greenlets, or OS threads), for tests/green/test_greenlets.py.
 
-Usage: python green.py SCENARIO '{"json": "arguments"}'. The connection comes from the PG*
-environment variables, the runtime (gevent or eventlet) and the driver (psycopg3 or psycopg2)
-from GEVENTPOOL_RUNTIME and GEVENTPOOL_DRIVER (see cell.py); the result is printed as one JSON
-line on stdout.
+python greenlets.py SCENARIO '{"json": "arguments"}' prints one JSON line (harness.py); the
+runtime and the driver come from GEVENTPOOL_RUNTIME and GEVENTPOOL_DRIVER (cell.py).
 """
 
-# First: cell.patch() monkey-patches before anything imports a driver.
+# First: the cell's runtime patches the process before anything imports a driver.
 import cell
 
-cell.patch()
+green = cell.patch()
 
 import contextlib  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
 import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from cell import green, observer, query_one  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-SCENARIOS = {}
-
-
-def scenario(func):
-    SCENARIOS[func.__name__] = func
-    return func
-
-
-def setup_django(args):
-    import django
-    from django.conf import settings
-
-    from support.databases import database_from_env
-
-    options = {"application_name": args["app"]}
-    options.update(args.get("options", {}))
-    settings.configure(
-        DATABASES={
-            "default": database_from_env(
-                args.get("engine", cell.ENGINE), OPTIONS=options, **args.get("database", {})
-            )
-        },
-        INSTALLED_APPS=args.get("apps", ["testapp"]),
-        USE_TZ=True,
-        TIME_ZONE="Europe/Paris",
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-    )
-    django.setup()
-
-
-def server_connections(app):
-    """Count the server's sessions of this scenario, on a connection outside the pool."""
-    conn = observer()
-    try:
-        return query_one(conn, COUNT_SESSIONS, [app])
-    finally:
-        conn.close()
-
-
-def settled_connections(app, within=5.0):
-    """The server's session count once it agrees with what the pool holds open.
-
-    The pool closes connections in the background; waiting up to `within` seconds for that to
-    end keeps the closing out of the counts.
-    """
-    deadline = time.monotonic() + within
-    while True:
-        count = server_connections(app)
-        stats = pool_stats()
-        # Closed in the background: a slot counts as open until the server ended its session.
-        busy = stats["opening"] or stats["closing"]
-        if (count == stats["open"] and not busy) or time.monotonic() >= deadline:
-            return count
-        green.sleep(0.01)
-
-
-COUNT_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-
-
-class Sampler:
-    """Sample the scenario's server sessions every few milliseconds, in a greenlet."""
-
-    def __init__(self, app, every=0.003):
-        self.app = app
-        self.every = every
-        self.peak = 0
-        self.samples = 0
-        self._conn = observer()
-        self._stopping = False
-        self._greenlet = green.spawn(self._run)
-
-    def _run(self):
-        while not self._stopping:
-            count = query_one(self._conn, COUNT_SESSIONS, [self.app])
-            self.peak = max(self.peak, count)
-            self.samples += 1
-            green.sleep(self.every)
-
-    def stop(self):
-        # Not killed mid-query: that would leave the observer connection busy.
-        self._stopping = True
-        green.result(self._greenlet)
-        self._conn.close()
-        return {"peak": self.peak, "samples": self.samples}
-
-
-def pool_stats():
-    from django.db import connection
-
-    return connection.geventpool.stats()
+from cell import observer, query_one  # noqa: E402
+from harness import (  # noqa: E402
+    Sampler,
+    create_tables,
+    main,
+    pool_stats,
+    scenario,
+    server_connections,
+    settled_connections,
+)
 
 
 @scenario
@@ -456,39 +366,6 @@ def now():
     from django.utils import timezone
 
     return timezone.now()
-
-
-def create_tables():
-    from django.db import connection
-
-    from django_db_geventpool.utils import close_connection
-    from testapp.models import Event
-
-    with close_connection(), connection.schema_editor() as editor:
-        editor.execute("DROP TABLE IF EXISTS testapp_event")
-        editor.create_model(Event)
-
-
-def main():
-    name, raw = sys.argv[1], sys.argv[2]
-    args = json.loads(raw)
-    setup_django(args)
-    started = time.monotonic()
-    result = SCENARIOS[name](args)
-    result["elapsed"] = time.monotonic() - started
-    result["cell"] = cell_seen()
-    print(json.dumps(result))
-
-
-def cell_seen():
-    """The runtime the pool detected and the driver module Django loaded, as they were."""
-    from django.db import connection
-
-    pool = connection.geventpool
-    return {
-        "runtime": pool.runtime.name if pool is not None else None,
-        "driver": connection.Database.__name__,
-    }
 
 
 if __name__ == "__main__":

@@ -1,19 +1,15 @@
 """How the psycopg2 backend starts: wait callbacks, and psycopg 3 installed beside psycopg2.
 
-Usage: python psycopg2_setup.py SCENARIO '{"json": "arguments"}', like green.py, but each
-scenario patches (or not) itself: what is tested is what happens before and while patching.
+For tests/psycopg2/test_psycopg2_startup.py: python psycopg2_startup.py SCENARIO
+'{"json": "arguments"}' prints one JSON line (harness.py). Nothing is patched on the way in:
+each scenario patches (or not) and sets Django up itself, as what is tested is what happens
+before and while patching.
 """
 
-import json
 import sys
-from pathlib import Path
 
-SCENARIOS = {}
-
-
-def scenario(func):
-    SCENARIOS[func.__name__] = func
-    return func
+import cell
+from harness import main, scenario, setup_django
 
 
 def patch(runtime, eventlet_psycopg=True):
@@ -36,25 +32,9 @@ def patch(runtime, eventlet_psycopg=True):
             eventlet.monkey_patch(psycopg=False)
 
 
-def setup_django(args, **settings_):
-    import django
-    from django.conf import settings
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from support.databases import database_from_env
-
-    settings.configure(
-        DATABASES={
-            "default": database_from_env(
-                "django_db_geventpool.backends.postgresql_psycopg2",
-                OPTIONS={"application_name": args["app"]},
-            )
-        },
-        INSTALLED_APPS=args.get("apps", []),
-        USE_TZ=True,
-        **settings_,
-    )
-    django.setup()
+def setup_on_psycopg2(args, **settings_):
+    """Django on the psycopg2 ENGINE, whatever the cell's driver, with no app by default."""
+    setup_django({"engine": cell.ENGINES["psycopg2"], "apps": [], **args}, **settings_)
 
 
 def select_one():
@@ -74,7 +54,7 @@ def no_wait_callback(args):
     extra = {}
     if "action" in args:
         extra["GEVENTPOOL_MISSING_WAIT_CALLBACK"] = args["action"]
-    setup_django(args, **extra)
+    setup_on_psycopg2(args, **extra)
     from django.core.exceptions import ImproperlyConfigured
 
     from django_db_geventpool.backends.postgresql_psycopg2.wait_callback import (
@@ -111,7 +91,7 @@ def helper(args):
     import psycopg2.extensions
 
     report["callback"] = psycopg2.extensions.get_wait_callback().__module__
-    setup_django(args)
+    setup_on_psycopg2(args)
     report["selected"] = select_one()
     return report
 
@@ -121,7 +101,7 @@ def psycopg3_imported_first(args):
     """psycopg 3 installed and already imported: the ENGINE still runs on psycopg2."""
     import psycopg
 
-    setup_django(args)
+    setup_on_psycopg2(args)
     selected = select_one()
     from django.db import connection
     from django.db.backends.postgresql import psycopg_any
@@ -139,7 +119,7 @@ def psycopg3_loaded_by_contrib_postgres(args):
     """django.contrib.postgres loads Django's modules with psycopg 3 first: refused at once."""
     from django.core.exceptions import ImproperlyConfigured
 
-    setup_django({**args, "apps": ["django.contrib.postgres"]})
+    setup_on_psycopg2({**args, "apps": ["django.contrib.postgres"]})
     from django.db import connection
 
     try:
@@ -149,10 +129,5 @@ def psycopg3_loaded_by_contrib_postgres(args):
     return {"error": None}
 
 
-def main():
-    name, raw = sys.argv[1], sys.argv[2]
-    print(json.dumps(SCENARIOS[name](json.loads(raw))))
-
-
 if __name__ == "__main__":
-    main()
+    main(setup=None)

@@ -1,14 +1,16 @@
-"""GeoDjango scenarios on the PostGIS backend, on greenlets.
+"""GeoDjango scenarios on the PostGIS backend, on the cell's tasks.
 
-Same protocol as green.py, whose import patches the process first: python geo.py
-SCENARIO '{"json": "arguments"}' prints one JSON line. The arguments name the ENGINE
+For tests/postgis/test_postgis.py: python postgis.py SCENARIO '{"json": "arguments"}' prints
+one JSON line (harness.py). The arguments name the ENGINE
 (``django_db_geventpool.backends.postgis``) and the apps (``["django.contrib.gis", "geoapp"]``).
 """
 
-import green  # noqa: I001 - first: it patches before anything imports a driver
+# First: the cell's runtime patches the process before anything imports a driver.
+import cell
 
-from green import Sampler, pool_stats, scenario, server_connections
-from cell import green as runtime
+green = cell.patch()
+
+from harness import Sampler, main, pool_stats, scenario, server_connections  # noqa: E402
 
 # Place i stands at longitude i on the parallel LATITUDE: neighbours are about 110 km apart,
 # far outside the radius each greenlet searches around its own place.
@@ -48,7 +50,7 @@ def warm_up(count, hold=0.05):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_sleep(%s)", [hold])
 
-    runtime.joinall([runtime.spawn(hold_one) for _ in range(count)])
+    green.joinall([green.spawn(hold_one) for _ in range(count)])
 
 
 def inspect_place_table():
@@ -103,8 +105,8 @@ def geo_herd(args):
         }
 
     sampler = Sampler(args["app"])
-    tasks = [runtime.spawn(visit, i) for i in range(args["greenlets"])]
-    runtime.joinall(tasks)
+    tasks = [green.spawn(visit, i) for i in range(args["greenlets"])]
+    green.joinall(tasks)
     sampled = sampler.stop()
 
     @close_connection
@@ -121,8 +123,8 @@ def geo_herd(args):
     return {
         "warmed": warmed,
         "inspectdb": inspect_place_table(),
-        "results": [runtime.result(t) for t in tasks],
-        "overview": runtime.result(runtime.spawn(overview)),
+        "results": [green.result(t) for t in tasks],
+        "overview": green.result(green.spawn(overview)),
         "sampled_peak": sampled["peak"],
         "samples": sampled["samples"],
         "after": server_connections(args["app"]),
@@ -131,4 +133,4 @@ def geo_herd(args):
 
 
 if __name__ == "__main__":
-    green.main()
+    main()

@@ -1,11 +1,17 @@
 """Scenarios about how psycopg 3 waits for the server under the cell's runtime.
 
-Usage: python psycopg_wait.py SCENARIO '{"json": "arguments"}', as green.py, which patches first.
+For tests/psycopg3/test_green_wait.py: python green_wait.py SCENARIO '{"json": "arguments"}'
+prints one JSON line (harness.py).
 """
 
-import time
+# First: the cell's runtime patches the process before anything imports psycopg.
+import cell
 
-from green import green, main, pool_stats, scenario
+green = cell.patch()
+
+import time  # noqa: E402
+
+from harness import main, pool_stats, scenario  # noqa: E402
 
 
 def wait_function():
