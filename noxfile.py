@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tarfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -219,6 +221,7 @@ def wheels(session: nox.Session) -> None:
     # fails here rather than for whoever installs from it.
     for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
         session.run("python", "-m", "build", "--outdir", str(dist), str(project))
+    check_built_metadata(session, dist)
 
     # A reused virtualenv still has last run's 0.1.0, which pip would keep.
     session.run(
@@ -445,6 +448,42 @@ for root in django_db_geventpool.__path__:
     assert not left, f"uninstalling geventpool-psycopg3 left {left}"
 print("the core still imports; nothing of the driver is left")
 """
+
+
+# Every distribution's [project.urls], as PyPI shows them.
+PROJECT_URLS = {
+    "Homepage": "https://github.com/geventpool/geventpool",
+    "Documentation": "https://geventpool.readthedocs.io/",
+    "Changelog": "https://github.com/geventpool/geventpool/blob/main/CHANGELOG.md",
+    "Source": "https://github.com/geventpool/geventpool",
+    "Issues": "https://github.com/geventpool/geventpool/issues",
+}
+
+
+def check_built_metadata(session: nox.Session, dist: Path) -> None:
+    """Fail unless every sdist carries the changelog and every wheel the project URLs."""
+    changelog = (ROOT / "CHANGELOG.md").read_bytes()
+    sdists = sorted(dist.glob("geventpool_*.tar.gz"))
+    wheels = sorted(dist.glob("geventpool_*.whl"))
+    if len(sdists) != 4 or len(wheels) != 4:
+        session.error(f"expected 4 sdists and 4 wheels in {dist}, found {sdists + wheels}")
+    for sdist in sdists:
+        root = sdist.name.removesuffix(".tar.gz")
+        with tarfile.open(sdist) as archive:
+            try:
+                member = archive.extractfile(f"{root}/CHANGELOG.md")
+            except KeyError:
+                member = None
+            if member is None or member.read() != changelog:
+                session.error(f"{sdist.name} does not carry CHANGELOG.md as it is in the tree")
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            metadata = archive.read(name).decode()
+        for label, url in PROJECT_URLS.items():
+            if f"Project-URL: {label}, {url}\n" not in metadata:
+                session.error(f"{wheel.name} has no Project-URL {label}, {url}")
+    session.log(f"{len(sdists)} sdists carry CHANGELOG.md; {len(wheels)} wheels the project URLs")
 
 
 def check_sibling_pins(session: nox.Session) -> None:
