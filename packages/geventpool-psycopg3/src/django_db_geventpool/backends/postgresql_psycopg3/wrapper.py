@@ -10,8 +10,14 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django_db_geventpool.core.runtime import Runtime
-from django_db_geventpool.core.wrapper import DatabaseWrapperMixin
+from django_db_geventpool.backends.postgresql_psycopg3 import driver
+
+# Before the core's wrapper, which imports Django's PostgreSQL modules: they would report a
+# psycopg that can't load as "Error loading psycopg2 or psycopg module".
+driver.load()
+
+from django_db_geventpool.core.runtime import Runtime  # noqa: E402
+from django_db_geventpool.core.wrapper import DatabaseWrapperMixin  # noqa: E402
 
 
 def _transaction_status(conn: Any) -> int:

@@ -9,10 +9,17 @@ this backend whichever of the two was installed last, and it can tell the user s
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db.backends.postgresql import base as postgresql
 
-from django_db_geventpool.backends.postgresql_psycopg3.wrapper import Psycopg3Mixin
-from django_db_geventpool.core.installation import InstallationCheckMixin
+from django_db_geventpool.backends.postgresql_psycopg3 import driver
+
+# Before Django's backend, which would report a psycopg that can't load as "Error loading
+# psycopg2 or psycopg module", or run on psycopg2 if that is installed.
+driver.load()
+
+from django.db.backends.postgresql import base as postgresql  # noqa: E402
+
+from django_db_geventpool.backends.postgresql_psycopg3.wrapper import Psycopg3Mixin  # noqa: E402
+from django_db_geventpool.core.installation import InstallationCheckMixin  # noqa: E402
 
 if not postgresql.is_psycopg3:
     raise ImproperlyConfigured(
