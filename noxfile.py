@@ -53,6 +53,7 @@ nox.options.sessions = [
     "green",
     "postgis",
     "wheels",
+    "install",
     "integrations",
     "django_suite",
 ]
@@ -93,11 +94,12 @@ def tests(session: nox.Session, django: str) -> None:
         PIP_POSTGRES,
     )
     # PostGIS, PgBouncer and Celery have sessions of their own, which install what they
-    # need: here those tests would only skip.
+    # need: here those tests would only skip. tests/install builds wheels: `install` runs it.
     session.run(
         "pytest",
         f"--ignore={ROOT / 'tests' / 'postgis'}",
         f"--ignore={ROOT / 'tests' / 'integrations'}",
+        f"--ignore={ROOT / 'tests' / 'install'}",
         *session.posargs,
     )
 
@@ -224,10 +226,7 @@ def wheels(session: nox.Session) -> None:
     dist = tmp / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.install("build")
-    # build makes the sdist first and the wheel from it: a file missing from the sdist
-    # fails here rather than for whoever installs from it.
-    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
-        session.run("python", "-m", "build", "--outdir", str(dist), str(project))
+    _build(session, dist)
     check_built_metadata(session, dist)
 
     # A reused virtualenv still has last run's 0.1.0, which pip would keep.
@@ -274,6 +273,39 @@ def wheels(session: nox.Session) -> None:
     session.run("pip", "uninstall", "--yes", "geventpool-psycopg2")
     session.run("pip", "uninstall", "--yes", "geventpool-psycopg3")
     session.run("python", "-c", _CORE_SURVIVES_DRIVER_UNINSTALL)
+
+
+@nox.session(python="3.12")
+def install(session: nox.Session) -> None:
+    """Install as users do, with real pip in fresh virtualenvs, from wheels built here.
+
+    tests/install: the README's Quickstart as written, under gunicorn's gevent workers;
+    django-db-geventpool 4.0.8 installed before and after ours; the driver builds a plain
+    install brings. Arguments go to pytest.
+    """
+    tmp = Path(session.create_tmp())
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    # psycopg for the test fixtures, which talk to the server; nothing of ours is installed
+    # here, only in the virtualenvs the tests make.
+    session.install("build", "pytest", "psycopg[binary]", *_postgres_from_pip(session))
+    _build(session, dist, sdist=False)
+    session.run(
+        "pytest",
+        str(ROOT / "tests" / "install"),
+        *session.posargs,
+        env={"GEVENTPOOL_DIST": str(dist)},
+    )
+
+
+def _build(session: nox.Session, dist: Path, sdist: bool = True) -> None:
+    """Build every distribution into `!dist`: the sdist and, from it, the wheel; with
+    `!sdist` False only the wheel, from the tree."""
+    # build makes the sdist first and the wheel from it: a file missing from the sdist
+    # fails here rather than for whoever installs from it.
+    only = [] if sdist else ["--wheel"]
+    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
+        session.run("python", "-m", "build", *only, "--outdir", str(dist), str(project))
 
 
 @nox.session(python="3.12")
