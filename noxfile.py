@@ -492,6 +492,9 @@ DJANGO_SUITES = {
         "install": ["-e", str(PSYCOPG3), "psycopg[pool]"],
         "ours": ["django_db_geventpool.backends.postgresql_psycopg3"],
         "stock": "django.db.backends.postgresql",
+        # Tools find an ENGINE's package by its __file__, the core's whatever the driver:
+        # once is enough for a module this slow (see FULL in run.py).
+        "also": ["admin_scripts"],
     },
     # No psycopg 3 in this virtualenv: Django's own backend runs on psycopg2 too.
     "psycopg2": {
