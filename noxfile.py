@@ -630,6 +630,11 @@ def check_built_metadata(session: nox.Session, dist: Path) -> None:
         for label, url in PROJECT_URLS.items():
             if f"Project-URL: {label}, {url}\n" not in metadata:
                 session.error(f"{wheel.name} has no Project-URL {label}, {url}")
+        # psycopg2-binary installs the module psycopg2 over one built from source: only an
+        # extra the application asks for may bring it.
+        for line in re.findall(r"^Requires-Dist: psycopg2-binary.*$", metadata, re.MULTILINE):
+            if "extra ==" not in line:
+                session.error(f"{wheel.name} requires psycopg2-binary unasked: {line}")
     session.log(f"{len(sdists)} sdists carry CHANGELOG.md; {len(wheels)} wheels the project URLs")
 
 
