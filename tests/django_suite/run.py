@@ -32,7 +32,8 @@ from support.server import PgServer, open_server, unique_dbname  # noqa: E402
 
 # The modules that exercise connection handling the most, for a run in half a minute.
 QUICK = ["backends", "transactions", "transaction_hooks", "select_for_update", "timezones"]
-# What runs by default, CI included: about 2,100 tests, a minute per ENGINE on two cores.
+# What runs by default, CI included: about 2,250 tests, a minute and a half per ENGINE on
+# two cores.
 FULL = [
     "backends",
     "basic",
@@ -43,7 +44,12 @@ FULL = [
     "model_fields",
     "postgres_tests",
     "timezones",
+    # Django's test runner on the ENGINE: test databases created, cloned and destroyed.
+    "test_runner",
 ]
+# Not in FULL: admin_scripts, which runs management commands in subprocesses that find the
+# ENGINE's package by its __file__ (the core's __init__.py, whatever the driver). At about
+# 3.5 minutes per ENGINE it runs once, in the psycopg 3 suite (`--also`, noxfile.py).
 # Given to our ENGINEs only: Django's threaded tests hold a few connections at once.
 POOL_OPTIONS = {"MAX_CONNS": 10, "CHECKOUT_TIMEOUT": 30}
 OUTCOMES = ["passed", "failed", "error", "skipped", "expected_failure", "unexpected_success"]

@@ -22,9 +22,11 @@ OURS = {
     "gevent": f"{BACKEND}.waits_gevent.wait_gevent",
     "eventlet": f"{BACKEND}.waits_eventlet.wait_eventlet",
 }[RUNTIME]
-# What psycopg picks on import: through gevent's patched select module; under eventlet, its
-# C function, which would block the whole process.
-PSYCOPG_PICKS = {"gevent": ".wait_poll", "eventlet": ".wait_c"}[RUNTIME]
+PSYCOPG_RELEASE = tuple(int(part) for part in psycopg.__version__.split(".")[:2])
+# What psycopg picks on import: under gevent, from 3.2 on, through gevent's patched select
+# module; otherwise (3.1 under gevent, any release under eventlet, neither of which it
+# recognises) its C function, which would block the whole process.
+PSYCOPG_PICKS = ".wait_poll" if RUNTIME == "gevent" and PSYCOPG_RELEASE >= (3, 2) else ".wait_c"
 PATCH = {"gevent": "gevent's monkey.patch_all()", "eventlet": "eventlet.monkey_patch()"}[RUNTIME]
 
 
@@ -100,8 +102,7 @@ def test_transfers_larger_than_the_socket_buffers(pg, fresh_db, no_user_choice):
 
 
 @pytest.mark.skipif(
-    tuple(int(part) for part in psycopg.__version__.split(".")[:2]) < (3, 2),
-    reason="Connection.notifies() takes a timeout from psycopg 3.2 on",
+    PSYCOPG_RELEASE < (3, 2), reason="Connection.notifies() takes a timeout from psycopg 3.2 on"
 )
 def test_psycopg_timeouts_still_expire_and_data_still_wakes(pg, fresh_db, no_user_choice):
     result = run_scenario(

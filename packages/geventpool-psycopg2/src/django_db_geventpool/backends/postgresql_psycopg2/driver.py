@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,17 +12,24 @@ from typing import cast
 from django.core.exceptions import ImproperlyConfigured
 
 ENGINE = "django_db_geventpool.backends.postgresql_psycopg2"
+DISTRIBUTION = "geventpool-psycopg2"
 
 
 def load() -> ModuleType:
-    """Return the ``psycopg2`` module: psycopg2 itself, else psycopg2cffi registered as it."""
+    """Return the ``psycopg2`` module: psycopg2 itself, else psycopg2cffi registered as it.
+
+    Raise `ImproperlyConfigured` naming the extra to install if there is neither.
+    """
     loaded = sys.modules.get("psycopg2")
     # psycopg2cffi registered by someone else still needs the additions Django relies on.
     if loaded is None or loaded.__name__ != "psycopg2cffi":
         try:
             import psycopg2
-        except ImportError:
-            pass
+        except ModuleNotFoundError as ex:
+            # Only psycopg2 itself missing; a psycopg2 that fails to load (its libpq gone)
+            # says why on its own.
+            if ex.name != "psycopg2":
+                raise
         else:
             if getattr(psycopg2, "__file__", None) is not None:
                 # psycopg2 ships no type information: to mypy it is Any.
@@ -33,11 +41,20 @@ def load() -> ModuleType:
         from django_db_geventpool.backends.postgresql_psycopg2 import cffi_compat
 
         return cffi_compat.register()
-    except ImportError:
+    except ModuleNotFoundError as ex:
+        if ex.name != "psycopg2cffi":
+            raise
+    if platform.python_implementation() == "PyPy":
         raise ImproperlyConfigured(
-            f"{ENGINE} needs psycopg2: install it with `pip install geventpool-psycopg2`"
-            " (psycopg2-binary on CPython, psycopg2cffi on PyPy)"
-        ) from None
+            f"{ENGINE} needs psycopg2cffi on PyPy, where psycopg2 doesn't build:"
+            " `pip install psycopg2cffi` (geventpool-psycopg2 requires it there)"
+        )
+    raise ImproperlyConfigured(
+        f"{ENGINE} needs psycopg2, and none is installed: the application chooses which."
+        f' `pip install "{DISTRIBUTION}[binary]"` installs the psycopg2-binary wheel, with'
+        f' libpq inside; `pip install "{DISTRIBUTION}[c]"` builds psycopg2 against this'
+        " machine's libpq (it needs pg_config and a C compiler)"
+    )
 
 
 def django_backend() -> ModuleType:

@@ -10,8 +10,13 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from django_db_geventpool.backends.postgresql_psycopg3 import driver
 from django_db_geventpool.core.runtime import Runtime, RuntimeKind
 from django_db_geventpool.core.wrapper import DatabaseWrapperMixin
+
+# Before Django's PostgreSQL modules, which base.py imports next: they would report a
+# psycopg that can't load as "Error loading psycopg2 or psycopg module".
+driver.load()
 
 
 def _transaction_status(conn: Any) -> int:

@@ -1,4 +1,10 @@
-"""ENGINE ``django_db_geventpool.backends.postgis``."""
+"""ENGINE ``django_db_geventpool.backends.postgis``.
+
+A package rather than ``base.py``: django-db-geventpool 4.x installs a ``base.py`` at this
+very path, and Python imports a package before a module of the same name. So Django loads
+this backend whichever of the two was installed last, and it can tell the user so
+(`InstallationCheckMixin`) instead of running the old pool under this ENGINE name.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +24,12 @@ else:
 
 from django.contrib.gis.db.backends.postgis import base as postgis  # noqa: E402
 
+from django_db_geventpool.core.installation import InstallationCheckMixin  # noqa: E402
+
 driver.check_agrees(_driver, postgis.is_psycopg3)
 
 
-class DatabaseWrapper(DriverMixin, postgis.DatabaseWrapper):
+class DatabaseWrapper(InstallationCheckMixin, DriverMixin, postgis.DatabaseWrapper):
     """GeoDjango's PostGIS wrapper, taking its connections from the pool.
 
     Nothing PostGIS-specific is redone here: Django's ``get_new_connection()`` runs on each
