@@ -25,7 +25,7 @@ def test_exhausted_pool_times_out_with_a_useful_error(env):
     assert result["error"].startswith("couldn't get a connection for 'default' after 0.2")
     assert "all 1 in use" in result["error"]
     assert "raise MAX_CONNS or find the code that holds connections" in result["error"]
-    assert result["cause_is_pool_timeout"] is True
+    assert result["pool_timeout"] is True
     assert 0.15 < result["waited"] < 5
     assert result["after_release"] is True
     assert result["stats"]["timeouts"] == 1

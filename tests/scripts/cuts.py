@@ -22,6 +22,7 @@ from harness import (  # noqa: E402
     pool_stats,
     scenario,
     server_connections,
+    timed_checkout,
 )
 
 
@@ -173,23 +174,10 @@ def cut_round_trip(args):
 @scenario
 def silent_server(args):
     """Connect to a host that accepts and never answers, from more clients than slots."""
-    from django.db import OperationalError
 
-    from django_db_geventpool.core import PoolTimeout
     from django_db_geventpool.utils import close_connection
 
-    @close_connection
-    def client():
-        started = time.monotonic()
-        try:
-            backend_pid()
-        except OperationalError as ex:
-            return {
-                "error": str(ex),
-                "pool_timeout": isinstance(ex.__cause__, PoolTimeout),
-                "waited": time.monotonic() - started,
-            }
-        return {"error": None, "waited": time.monotonic() - started}
+    client = close_connection(timed_checkout)
 
     tasks = [green.spawn(client) for _ in range(args["clients"])]
     green.joinall(tasks, timeout=120)

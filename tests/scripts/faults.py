@@ -16,15 +16,20 @@ import time  # noqa: E402
 
 import gevent  # noqa: E402
 
-from harness import backend_pid, main, pool_stats, scenario, server_connections  # noqa: E402
+from harness import (  # noqa: E402
+    backend_pid,
+    main,
+    pool_stats,
+    scenario,
+    server_connections,
+    timed_checkout,
+)
 
 
 @scenario
 def exhaustion(args):
     """An exhausted pool makes the next client fail after CHECKOUT_TIMEOUT, not hang."""
-    from django.db import OperationalError
 
-    from django_db_geventpool.core import PoolTimeout
     from django_db_geventpool.utils import close_connection
 
     release = gevent.event.Event()
@@ -34,18 +39,7 @@ def exhaustion(args):
         backend_pid()
         release.wait()
 
-    @close_connection
-    def latecomer():
-        started = time.monotonic()
-        try:
-            backend_pid()
-        except OperationalError as ex:
-            return {
-                "error": str(ex),
-                "cause_is_pool_timeout": isinstance(ex.__cause__, PoolTimeout),
-                "waited": time.monotonic() - started,
-            }
-        return {"error": None}
+    latecomer = close_connection(timed_checkout)
 
     held = gevent.spawn(holder)
     gevent.sleep(0.05)

@@ -99,6 +99,24 @@ def backend_pid():
         return cursor.fetchone()[0]
 
 
+def timed_checkout():
+    """Take a connection (`backend_pid`): how long it took and, if it failed, why."""
+    from django.db import OperationalError
+
+    from django_db_geventpool.core import PoolTimeout
+
+    started = time.monotonic()
+    try:
+        backend_pid()
+    except OperationalError as ex:
+        return {
+            "error": str(ex),
+            "pool_timeout": isinstance(ex.__cause__, PoolTimeout),
+            "waited": time.monotonic() - started,
+        }
+    return {"error": None, "waited": time.monotonic() - started}
+
+
 def create_tables():
     """testapp's table, created again empty."""
     from django.db import connection
