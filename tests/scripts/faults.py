@@ -29,7 +29,6 @@ from harness import (  # noqa: E402
 @scenario
 def exhaustion(args):
     """An exhausted pool makes the next client fail after CHECKOUT_TIMEOUT, not hang."""
-
     from django_db_geventpool.utils import close_connection
 
     release = gevent.event.Event()
