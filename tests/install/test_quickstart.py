@@ -21,8 +21,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from support.postgres import free_port
-
+from support.cluster import free_port
 from support.venvs import Venv
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from support.venvs import Venv
+from .venvs import Venv
 
 SETTINGS = """
 import os
