@@ -22,7 +22,8 @@ from collections.abc import Iterator
 # The first packet of a cancel request: length 16, then the code 80877102.
 _CANCEL_REQUEST = struct.pack("!ii", 16, 80877102)
 # The end of a connection, as poll() reports it even while unread bytes wait in the socket.
-_HANGUPS = select.POLLRDHUP | select.POLLHUP | select.POLLERR
+# PyPy's select module doesn't name POLLRDHUP (Linux's 0x2000).
+_HANGUPS = getattr(select, "POLLRDHUP", 0x2000) | select.POLLHUP | select.POLLERR
 
 
 class _Listener:
