@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import functools
+import _thread
 import math
-import weakref
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.signals import connection_created
+from django.utils.asyncio import async_unsafe
 
 from django_db_geventpool.core import registry
 from django_db_geventpool.core.connection import server_timezone, transaction_status
@@ -24,12 +26,50 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-# What Django's get_new_connection() set on the wrapper that opened a pool's first
-# connection (`pooled_wrapper_attributes`), for the wrappers that are lent its connections.
-# Every connection of a pool is opened with the same settings, so one dict a pool.
-_opened_with: weakref.WeakKeyDictionary[ConnectionPool[Any], dict[str, Any]] = (
-    weakref.WeakKeyDictionary()
-)
+#: The settings Django's PostgreSQL ``get_connection_params()`` builds a connection from.
+#: A pool is made for one set of their values, and replaced when they change.
+CONNECTION_SETTINGS = ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+
+
+def connection_settings(settings_dict: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a pool is made for: a copy of the database's `CONNECTION_SETTINGS`.
+
+    OPTIONS is copied: a test that changes it in place must not change the copy.
+    """
+    return (
+        *(settings_dict[name] for name in CONNECTION_SETTINGS[:-1]),
+        {**settings_dict["OPTIONS"]},
+    )
+
+
+class _Route:
+    """Where an alias's wrappers take connections from, while its settings stay the same.
+
+    Found by alias with no lock and compared with a tuple, so that nearly every checkout
+    reaches its pool without Django's ``get_connection_params()`` and the registry.
+    """
+
+    __slots__ = ("attributes", "key", "opener", "pool")
+
+    def __init__(
+        self, key: tuple[Any, ...], pool: ConnectionPool[Any], opener: DatabaseWrapperMixin
+    ) -> None:
+        self.key = key
+        self.pool = pool
+        #: The wrapper that opens the pool's connections (in the background, for whichever
+        #: wrapper ends up with them): one of its own, so that no wrapper in use is touched.
+        self.opener = opener
+        #: What Django's ``get_new_connection()`` set on the opener
+        #: (`~DatabaseWrapperMixin.pooled_wrapper_attributes`), for the wrappers lent its
+        #: connections: the same for every connection of a pool.
+        self.attributes: dict[str, Any] = {}
+
+    def connect(self) -> Any:
+        return self.opener._open_pooled_connection(self)
+
+
+# By alias; replaced by whichever wrapper finds its pool closed or its settings changed.
+_routes: dict[str, _Route] = {}
 
 
 class DatabaseWrapperMixin(_Base):
@@ -57,6 +97,8 @@ class DatabaseWrapperMixin(_Base):
     # it; None if not pooled.
     _geventpool_pool: ConnectionPool[Any] | None = None
     _geventpool_pooled: PooledConnection[Any] | None = None
+    # The route's attributes this wrapper has (see `_Route`).
+    _geventpool_attributes: dict[str, Any] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # The core imports none of Django's PostgreSQL modules (they would pick a driver):
@@ -85,35 +127,122 @@ class DatabaseWrapperMixin(_Base):
         if self.alias == NO_DB_ALIAS:
             # Django's maintenance connections (to the 'postgres' database) are short-lived.
             return super().get_new_connection(conn_params)
-        options = self.settings_dict["OPTIONS"]
-        # All of OPTIONS, not only what reaches the driver: Django applies assume_role and
-        # isolation_level itself, to connections the pool opens.
-        key = (conn_params, {**options})
+        settings_dict = self.settings_dict
+        key = connection_settings(settings_dict)
         pool = registry.acquire(self.alias, key, self._create_geventpool)
-        pooled = pool.checkout(
-            connect=functools.partial(self._open_pooled_connection, pool, conn_params),
-            holder=self,
-        )
-        self._geventpool_pool = pool
-        self._geventpool_pooled = pooled
-        self.__dict__.update(_opened_with[pool])
+        route = _routes.get(self.alias)
+        if route is None or route.pool is not pool:
+            opener = type(self)({**settings_dict, "OPTIONS": key[-1]}, self.alias)
+            route = _routes[self.alias] = _Route(key, pool, opener)
+        pooled = self._geventpool_checkout(route)
         if pooled.initialized:
             # Django's connect() takes every connection it gets as new, hence healthy; a
             # reused one gets the check CONN_HEALTH_CHECKS asks for, before its first query.
             self.health_check_done = False
         return pooled.conn
 
-    def _open_pooled_connection(
-        self, pool: ConnectionPool[Any], conn_params: dict[str, Any]
-    ) -> Any:
-        # Run in the background, for whichever wrapper ends up with the connection.
-        bound = pool.connect_bound
+    def _geventpool_checkout(self, route: _Route) -> PooledConnection[Any]:
+        pooled = route.pool.checkout(connect=route.connect, holder=self)
+        self._geventpool_pool = route.pool
+        self._geventpool_pooled = pooled
+        attributes = route.attributes
+        if self._geventpool_attributes is not attributes:
+            self.__dict__.update(attributes)
+            self._geventpool_attributes = attributes
+        return pooled
+
+    @async_unsafe
+    def ensure_connection(self) -> None:
+        if self.connection is None and not self._geventpool_reconnect():
+            super().ensure_connection()
+
+    def _geventpool_reconnect(self) -> bool:
+        """Django's ``connect()`` with a connection from the pool this alias used last.
+
+        Nearly every checkout goes this way: ``connect()`` without what a pooled connection
+        doesn't need each time, which is building the connection parameters, looking up
+        the registry and a round trip to set autocommit the connection already has. Return
+        False, having done nothing, where ``connect()`` itself is needed: the first
+        checkout, settings changed or the pool closed since, or reconnecting inside an
+        atomic block (which Django refuses).
+        """
+        route = _routes.get(self.alias)
+        settings_dict = self.settings_dict
+        if (
+            route is None
+            or route.pool.closed
+            or self.in_atomic_block
+            # connection_settings(), without copying OPTIONS to compare it.
+            or route.key
+            != (
+                settings_dict["NAME"],
+                settings_dict["USER"],
+                settings_dict["PASSWORD"],
+                settings_dict["HOST"],
+                settings_dict["PORT"],
+                settings_dict["OPTIONS"],
+            )
+        ):
+            return False
+        # From here on, what Django's connect() does, in its order.
+        self.check_settings()
+        self.savepoint_ids = []
+        self.atomic_blocks = []
+        self.needs_rollback = False
+        self.health_check_enabled = settings_dict["CONN_HEALTH_CHECKS"]
+        max_age = settings_dict["CONN_MAX_AGE"]
+        self.close_at = None if max_age is None else time.monotonic() + max_age
+        self.closed_in_transaction = False
+        self.errors_occurred = False
+        try:
+            pooled = self._geventpool_checkout(route)
+        except BaseException:
+            # What ensure_connection() does around connect(), on the rare path only: the
+            # driver's errors become Django's.
+            with self.wrap_database_errors:
+                raise
+        conn = self.connection = pooled.conn
+        # A reused connection gets the check CONN_HEALTH_CHECKS asks for (see above).
+        self.health_check_done = not pooled.initialized
+        autocommit = settings_dict["AUTOCOMMIT"]
+        if conn.autocommit != autocommit:
+            self.set_autocommit(autocommit)
+        else:
+            self.autocommit = autocommit
+            if self.health_check_enabled and not self.health_check_done:
+                # Where Django's set_autocommit() would have run it.
+                self.close_if_health_check_failed()
+                if self.connection is None:
+                    # It failed, and the broken connection went back: start again, in full.
+                    with self.wrap_database_errors:
+                        self.connect()
+                    return True
+        # Where init_connection_state() may have something to set up, it decides in full.
+        wanted = self.timezone_name
+        if (
+            not pooled.initialized
+            or route.pool.reset_query is not None
+            or (wanted and self.pool_server_timezone(conn) != wanted)
+        ):
+            self.init_connection_state()
+        if connection_created.receivers:
+            # send() checks this too; here it saves the call.
+            connection_created.send(sender=self.__class__, connection=self)
+        self.run_on_commit = []
+        return True
+
+    def _open_pooled_connection(self, route: _Route) -> Any:
+        # Called on the route's own wrapper, in the background. The parameters are built
+        # for each new connection: a subclass may put fresh credentials in them (an
+        # expiring token).
+        conn_params = self.get_connection_params()
+        bound = route.pool.connect_bound
         if bound is not None and "connect_timeout" not in conn_params:
             # What bounds a connect where the pool can't interrupt one (plain threads).
             # libpq takes whole seconds, and 2 at least.
             conn_params = {**conn_params, "connect_timeout": max(2, math.ceil(bound))}
         conn = super().get_new_connection(conn_params)
-        _opened_with[pool] = {
+        route.attributes = {
             name: getattr(self, name)
             for name in self.pooled_wrapper_attributes
             if hasattr(self, name)
@@ -167,14 +296,48 @@ class DatabaseWrapperMixin(_Base):
         if self.connection.autocommit != autocommit:
             super()._set_autocommit(autocommit)
 
+    @async_unsafe
+    def close(self) -> None:
+        pooled = self._geventpool_pooled
+        if (
+            pooled is None
+            or self.in_atomic_block
+            or self.closed_in_transaction
+            or self._thread_ident != _thread.get_ident()
+        ):
+            # Django's close() in full: not pooled, inside an atomic block, or from
+            # another thread (validate_thread_sharing() decides).
+            return super().close()  # type: ignore[no-any-return]
+        # Django's close() for a pooled connection its owner gives back outside any atomic
+        # block: nothing to validate, and nothing to keep for the block's end.
+        self.run_on_commit = []
+        self._close()
+        return None
+
     def _close(self) -> None:
         pool = self._geventpool_pool
         pooled = self._geventpool_pooled
         if pool is None or pooled is None:
             return super()._close()  # type: ignore[no-any-return]
         self.geventpool_forget()
-        with self.wrap_database_errors:
+        try:
             pool.checkin(pooled)
+        except BaseException:
+            # What Django's _close() does around closing, on the rare path only.
+            with self.wrap_database_errors:
+                raise
+        return None
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        if self._geventpool_pooled is None or self.errors_occurred:
+            return super().close_if_unusable_or_obsolete()  # type: ignore[no-any-return]
+        # Django's own, for a connection that had no error: get_autocommit() would only
+        # check that the connection is there.
+        self.health_check_done = False
+        if self.autocommit != self.settings_dict["AUTOCOMMIT"] or (
+            self.close_at is not None and time.monotonic() >= self.close_at
+        ):
+            self.close()
         return None
 
     def geventpool_is_shared(self) -> bool:
