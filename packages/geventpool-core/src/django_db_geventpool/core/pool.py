@@ -288,7 +288,9 @@ class ConnectionPool(Generic[ConnT]):
                     with self._lock:
                         self._checkouts -= 1
                     raise
-            elif not self._usable(entry, now):
+            elif (
+                now >= entry.check_at or self._status(entry.conn) != TransactionStatus.IDLE
+            ) and not self._usable(entry, now):
                 # Discarded: its slot is freed once it is closed. Another try.
                 now = monotonic()
                 immediate = False
@@ -587,17 +589,19 @@ class ConnectionPool(Generic[ConnT]):
             self._discard(entry, lost=not reusable, retired=reusable)
             return
         entry.idle_since = now
+        if self.ping_after is not None:
+            entry.check_at = min(now + self.ping_after, entry.expires_at)
+        else:
+            entry.check_at = entry.expires_at
         use_times = self._use_times
+        # Stale idle connections are left to the next checkout and to the caretaker.
         with self._lock:
             # Histogram.record(), inlined: this is every return's path.
             use_times.counts[bisect_left(BUCKETS, used)] += 1
             use_times.sum += used
-            stale = self._take_stale(now)
             keep = self._give(entry)
         if self._listeners:
             self._notify("use_time", used)
-        for old in stale:
-            self._discard(old, retired=True)
         if not keep:
             self._discard(entry)
 
@@ -696,6 +700,7 @@ class ConnectionPool(Generic[ConnT]):
         with self._lock:
             for entry in self._idle:
                 entry.suspect = True
+                entry.check_at = float("-inf")
 
     # Closing
 

@@ -70,6 +70,7 @@ class PooledConnection(Generic[ConnT]):
 
     __slots__ = (
         "borrower",
+        "check_at",
         "conn",
         "expires_at",
         "holder",
@@ -100,6 +101,9 @@ class PooledConnection(Generic[ConnT]):
         self.reported = False
         # Set when a sibling was found dead: this one is pinged before its next use.
         self.suspect = False
+        #: Until when it can be lent as it is, without a look: the earliest of its end of
+        #: life and its next ping; -inf when suspect. Set on every return (and by `suspect`).
+        self.check_at = float("-inf")
 
     def __repr__(self) -> str:
         state = "lent" if self.lent else "idle"
