@@ -88,6 +88,12 @@ class _Waiter(Generic[ConnT]):
         # None when served with a free slot: the waiter opens a connection in it.
         self.entry: PooledConnection[ConnT] | None = None
 
+    def rearm(self) -> None:
+        """Make a waiter that was served and woken ready to queue again."""
+        self.event.clear()
+        self.served = False
+        self.entry = None
+
 
 class _Opening(Generic[ConnT]):
     """A connection being opened in the background for a client (lock held to change)."""
@@ -176,6 +182,7 @@ class ConnectionPool(Generic[ConnT]):
         self._lock = self.runtime.lock()
         self._idle: deque[PooledConnection[ConnT]] = deque()
         self._waiting: deque[_Waiter[ConnT]] = deque()
+        self._spare_waiters: list[_Waiter[ConnT]] = []
         # Every connection open, idle or lent, by id(): retired, found and forgotten here.
         self._entries: dict[int, PooledConnection[ConnT]] = {}
         # Slots taken: connections being opened, open (idle or lent) and being closed.
@@ -272,7 +279,11 @@ class ConnectionPool(Generic[ConnT]):
                     entry = None
                     immediate = False
                 else:
-                    waiter: _Waiter[ConnT] = _Waiter(self.runtime.event())
+                    waiter = self._spare_waiters.pop() if self._spare_waiters else None
+                    if waiter is None:
+                        waiter = _Waiter(self.runtime.event())
+                    else:
+                        waiter.rearm()
                     self._waiting.append(waiter)
                     # An idle connection given back, or a free slot (None).
                     entry = self._wait(waiter, start, deadline)
@@ -349,7 +360,9 @@ class ConnectionPool(Generic[ConnT]):
         self._waits += 1
         self._lock.release()
         try:
-            waiter.event.wait(None if deadline is None else max(deadline - monotonic(), 0.0))
+            woken = waiter.event.wait(
+                None if deadline is None else max(deadline - monotonic(), 0.0)
+            )
         except BaseException:
             # Killed or timed out from outside (greenlet.kill, gevent.Timeout): whatever
             # the waiter was handed in the meantime goes back, so nothing is lost.
@@ -362,6 +375,10 @@ class ConnectionPool(Generic[ConnT]):
         self._waited_seconds += elapsed
         self._max_wait = max(self._max_wait, elapsed)
         if waiter.served:
+            if woken and len(self._spare_waiters) < self.max_size:
+                # Woken by the one set() it was due: nothing can reach it any more, so the
+                # next client to wait can have it (and spare making an event).
+                self._spare_waiters.append(waiter)
             return waiter.entry
         if self._closed:
             raise self._closed_error(f"the pool {self.name!r} was closed while waiting")

@@ -24,11 +24,13 @@ logger = logging.getLogger("django_db_geventpool")
 
 
 class Event(Protocol):
-    """What the pool needs of an event: `threading.Event`'s `set` and `wait`."""
+    """What the pool needs of an event: `threading.Event`'s `set`, `wait` and `clear`."""
 
     def set(self) -> None: ...
 
     def wait(self, timeout: float | None = None) -> bool: ...
+
+    def clear(self) -> None: ...
 
 
 class RuntimeKind(enum.Enum):
@@ -53,7 +55,8 @@ class Runtime:
     #: A mutual exclusion lock. The pool never holds it across a switch (no I/O, no logging,
     #: no waiting while it is held), so greenlets of one thread never contend on it.
     lock: Callable[[], threading.Lock]
-    #: A one-shot event a waiting client blocks on until it is served.
+    #: An event a waiting client blocks on until it is served; cleared, it serves again
+    #: (the pool reuses the events of waits that ended with their set()).
     event: Callable[[], Event]
     #: ``repeat(interval, func, name)`` calls `!func` every `!interval` seconds in the
     #: background, where it may do I/O, until it returns False; it returns a function that
@@ -144,7 +147,7 @@ def _eventlet_patched() -> bool:
 
 
 class GreenWakeup:
-    """A one-shot event for gevent, at the cost of a greenlet switch and nothing more.
+    """An event for gevent, set once per wait, at the cost of a greenlet switch and no more.
 
     Every client that waits for a connection waits on one of these, so it is cheaper than
     `gevent.event.Event`: a hub `Waiter` (links and notifier callbacks are not needed for
@@ -170,6 +173,12 @@ class GreenWakeup:
             self._hub.loop.run_callback(self._waiter.switch, True)
         else:
             self._hub.loop.run_callback_threadsafe(self._waiter.switch, True)
+
+    def clear(self) -> None:
+        # Only ever called once a wait ended with the set() it was due, so the hub's Waiter
+        # is clean: what is left to do is to follow a task of another OS thread to its hub.
+        if self._ident() != self._thread:
+            self.__init__()  # type: ignore[misc]
 
     def wait(self, timeout: float | None = None) -> bool:
         if timeout is None:

@@ -6,11 +6,11 @@ import _thread
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.signals import connection_created
-from django.utils.asyncio import async_unsafe
+from django.utils import asyncio as django_asyncio
 
 from django_db_geventpool.core import registry
 from django_db_geventpool.core.connection import server_timezone, transaction_status
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from django.db.backends.postgresql.base import DatabaseWrapper as _Base
 else:
     _Base = object
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+#: Django's guard against database calls from async code, on the methods it guards in
+#: Django's wrapper; typed, since it returns the function it wraps.
+async_unsafe: Callable[[_F], _F] = django_asyncio.async_unsafe
 
 #: The settings Django's PostgreSQL ``get_connection_params()`` builds a connection from.
 #: A pool is made for one set of their values, and replaced when they change.
@@ -186,8 +191,8 @@ class DatabaseWrapperMixin(_Base):
             return False
         # From here on, what Django's connect() does, in its order.
         self.check_settings()
-        self.savepoint_ids = []
-        self.atomic_blocks = []
+        self.savepoint_ids: list[str] = []
+        self.atomic_blocks: list[Any] = []
         self.needs_rollback = False
         self.health_check_enabled = settings_dict["CONN_HEALTH_CHECKS"]
         max_age = settings_dict["CONN_MAX_AGE"]
@@ -228,7 +233,7 @@ class DatabaseWrapperMixin(_Base):
         if connection_created.receivers:
             # send() checks this too; here it saves the call.
             connection_created.send(sender=self.__class__, connection=self)
-        self.run_on_commit = []
+        self.run_on_commit: list[Any] = []
         return True
 
     def _open_pooled_connection(self, route: _Route) -> Any:
