@@ -4,7 +4,9 @@ psycopg runs every query as a generator that yields when the socket would block,
 wait function (``psycopg.waiting.wait``, looked up on every query) waits for the socket
 and resumes it. The runtime modules (`.waits_gevent`, `.waits_eventlet`) only say how
 one greenlet waits for one socket on their hub; driving the generator, keeping each psycopg
-release's contract and installing the function are done here.
+release's contract and installing the function are done here. gevent's module drives the
+waits that have no deadline itself, the path of every query, to keep one watcher for all
+of them.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ PSYCOPG_CHOICE = "PSYCOPG_WAIT_FUNC"
 READ = 1
 WRITE = 2
 EVENTS = {WAIT_R: READ, WAIT_W: WRITE, WAIT_RW: READ | WRITE}
-# What the generator is told, by event bits: a lookup costs less than combining flags.
-# Nothing ready (the limit passed) is psycopg's Ready.NONE, new in 3.2; 3.1 never gets it.
-_READY = (getattr(waiting, "READY_NONE", 0), READY_R, READY_W, READY_RW)
+#: What the generator is told, by event bits: a lookup costs less than combining flags.
+#: Nothing ready (the limit passed) is psycopg's Ready.NONE, new in 3.2; 3.1 never gets it.
+READY = (getattr(waiting, "READY_NONE", 0), READY_R, READY_W, READY_RW)
 
 #: How a runtime waits: ``ready_within(fileno, events, limit)`` suspends the calling greenlet
 #: until the socket is ready for some of `!events` (returning those bits) or, when `!limit`
@@ -55,7 +57,7 @@ def consume(
                 remaining = max(deadline - monotonic(), 0.0)
                 limit = remaining if limit is None else min(limit, remaining)
             events = ready_within(fileno, EVENTS[wait], limit)
-            wait = gen.send(_READY[events & (READ | WRITE)])
+            wait = gen.send(READY[events & (READ | WRITE)])
             # After resuming the generator, like psycopg: data already there is processed,
             # and a timeout of 0 polls once.
             if deadline is not None and monotonic() >= deadline:

@@ -2,8 +2,9 @@
 
 Under gevent psycopg picks one of its own wait functions (`wait_poll` on a patched
 process), which goes through gevent's emulation of ``select.poll``: a poll object, a result
-object and a timer for every wait. This one waits on a single I/O watcher: a short query
-costs the process about a third less CPU (``nox -s bench``, second table).
+object and a timer for every wait. This one waits on a single I/O watcher, kept for all
+the waits of a query: a short query costs the process about a third less CPU (``nox -s
+bench``, second table).
 
 Import it only in a process gevent has patched.
 """
@@ -17,7 +18,13 @@ from typing import Any
 from gevent.hub import Waiter, get_hub
 
 from django_db_geventpool.backends.postgresql_psycopg3 import waits
-from django_db_geventpool.backends.postgresql_psycopg3.waits import consume
+from django_db_geventpool.backends.postgresql_psycopg3.waits import (
+    EVENTS,
+    READ,
+    READY,
+    WRITE,
+    consume,
+)
 
 
 def wait_gevent(gen: Any, fileno: int, interval: float = 0.0, timeout: float | None = None) -> Any:
@@ -28,8 +35,9 @@ def wait_gevent(gen: Any, fileno: int, interval: float = 0.0, timeout: float | N
     blocking waits to let Ctrl-C through, and under gevent the hub delivers signals while
     this greenlet waits.
     """
-    deadline = None if timeout is None else monotonic() + timeout
-    return consume(gen, fileno, deadline, None, _ready_within)
+    if timeout is None:
+        return _consume_untimed(gen, fileno)
+    return consume(gen, fileno, monotonic() + timeout, None, _ready_within)
 
 
 def wait_gevent_3_2(gen: Any, fileno: int, interval: float | None = None) -> Any:
@@ -40,7 +48,41 @@ def wait_gevent_3_2(gen: Any, fileno: int, interval: float | None = None) -> Any
 
 def wait_gevent_3_1(gen: Any, fileno: int, timeout: float | None = None) -> Any:
     """`wait_gevent` for psycopg 3.1, whose `!timeout` only let Ctrl-C through."""
-    return consume(gen, fileno, None, None, _ready_within)
+    return _consume_untimed(gen, fileno)
+
+
+def _consume_untimed(gen: Any, fileno: int) -> Any:
+    """`waits.consume` with neither deadline nor interval: what every query, fetch and
+    commit asks for, so kept to the fewest calls.
+
+    One watcher serves every wait of the generator, restarted rather than made anew: a
+    result larger than the socket buffer takes a wait per buffer, and each new watcher
+    would cost its allocation and, in libev, an fcntl() and an epoll_ctl().
+    """
+    try:
+        wait = next(gen)
+    except StopIteration as ex:
+        return ex.value
+    hub = get_hub()
+    events = EVENTS[wait]
+    watcher = hub.loop.io(fileno, events)
+    try:
+        while True:
+            waiter = Waiter(hub)
+            watcher.start(waiter.switch, pass_events=True)
+            try:
+                ready = waiter.get()
+            finally:
+                watcher.stop()
+            wait = gen.send(READY[ready & (READ | WRITE)])
+            if EVENTS[wait] != events:
+                # Say a query too large for the socket buffer is sent and its result is
+                # awaited now. Every gevent loop lets a stopped watcher change its events.
+                events = watcher.events = EVENTS[wait]
+    except StopIteration as ex:
+        return ex.value
+    finally:
+        watcher.close()
 
 
 def _ready_within(fileno: int, events: int, limit: float | None) -> int:
