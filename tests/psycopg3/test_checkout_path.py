@@ -55,3 +55,10 @@ def test_autocommit_left_off(pg):
     assert result["second"] == result["first"]
     assert result["autocommit"] is True
     assert result["stats"]["lost"] == 0
+
+
+def test_called_from_async_code(pg):
+    result = run_scenario("checkout_path.py", "called_from_async_code", pg.env())
+    assert "You cannot call this from an async context" in result["checkout"]
+    assert "You cannot call this from an async context" in result["give_back"]
+    assert (result["stats"]["in_use"], result["stats"]["idle"]) == (0, 1)

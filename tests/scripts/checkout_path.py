@@ -138,5 +138,30 @@ def autocommit_left_off(args):
     }
 
 
+@scenario
+def called_from_async_code(args):
+    """Checking out and giving back refuse to run in an event loop, as in Django."""
+    import asyncio
+
+    from django.core.exceptions import SynchronousOnlyOperation
+    from django.db import connection
+
+    def refused(method):
+        async def call():
+            try:
+                method()
+            except SynchronousOnlyOperation as exc:
+                return str(exc)
+            return None
+
+        return asyncio.run(call())
+
+    checkout = refused(connection.ensure_connection)
+    connection.ensure_connection()
+    give_back = refused(connection.close)
+    connection.close()
+    return {"checkout": checkout, "give_back": give_back, "stats": pool_stats()}
+
+
 if __name__ == "__main__":
     main()
