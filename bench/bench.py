@@ -1,6 +1,6 @@
 """Benchmark geventpool beside the other ways of running Django on gevent, on one server.
 
-    python3 -m nox -s bench              # 5 rounds (about 15 minutes on 2 cores)
+    python3 -m nox -s bench              # 7 rounds: about 15 minutes on 2 busy cores
     python3 -m nox -s bench -- --quick   # 1 round of small counts: proves it works
 
 The session runs it as ``python -m bench.bench`` from the repository root, where bench/ and
@@ -88,8 +88,9 @@ ROWS = [
 ]
 
 # Request cycles per measured pass: about a second each on an idle 2-core machine, long
-# enough to span many scheduling slices, short enough for five rounds in about ten minutes.
+# enough to span many scheduling slices, short enough for ROUNDS in a quarter of an hour.
 CYCLES = {"select1": 6_000, "transaction": 2_500, "sleep5ms": 1_500}
+ROUNDS = 7
 CHECKOUTS = 20_000
 CHECKOUT_REPEATS = 7
 WAIT_QUERIES = 20_000
@@ -163,9 +164,9 @@ class Bench:
         """The row's PgBouncer, started on first use and kept for the whole benchmark.
 
         Kept, as in production, rather than started for each run: its pool is full again
-        after the worker's warm-up pass anyway, while stopping it takes seconds (runuser,
-        which starts it as the postgres user, waits 2 s before it passes a SIGTERM on). One
-        per row, so that neither row's clients find the other's server connections.
+        after the worker's warm-up pass anyway, while stopping it takes 2 s under runuser
+        (how a root process starts it as the postgres user). One per row, so that neither
+        row's clients find the other's server connections.
         """
         if row.setup not in self.bouncers:
             bouncer = PgBouncer(self.server, pool_size=self.plan.conns)
@@ -236,9 +237,11 @@ class Bench:
         waits = WAITS[shift % len(WAITS) :] + WAITS[: shift % len(WAITS)]
         for runtime, wait in waits:
             self.progress(number, "waits", f"{runtime}, {wait}")
+            started = time.monotonic()
             result = self.measure_wait(runtime, wait)
             self.waits.setdefault((runtime, wait), {})[number] = result
-            print(f"{result['queries_per_second']:8,.0f}/s", flush=True)
+            figure = f"{result['queries_per_second']:8,.0f}/s"
+            print(f"{figure}  {time.monotonic() - started:5.1f} s", flush=True)
 
     def progress(self, number: int, workload: str, what: str) -> None:
         print(f"  {number}/{self.plan.rounds}  {workload:<11} {what:<28}", end=" ", flush=True)
@@ -336,7 +339,7 @@ def load_average() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one round of small counts")
-    parser.add_argument("--rounds", type=int, default=5, help="every run once per round")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="every run once per round")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every count")
     parser.add_argument("--greenlets", type=int, default=100)
     parser.add_argument("--conns", type=int, default=10, help="MAX_CONNS / pool size")

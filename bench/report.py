@@ -215,14 +215,19 @@ def format_waits_table(waits: dict[tuple[str, str], dict[int, dict[str, Any]]]) 
         ours = waits.get((runtime, "ours"), {})
         name = next(iter(runs.values()))["wait"]
         owner = "ours" if wait == "ours" else "psycopg's"
-        ratios = [runs[r]["cpu_us"] / ours[r]["cpu_us"] for r in sorted(runs.keys() & ours.keys())]
+        if wait == "ours":
+            ratio = f"1{TIMES}"
+        else:
+            common = sorted(runs.keys() & ours.keys())
+            ratios = [runs[r]["cpu_us"] / ours[r]["cpu_us"] for r in common]
+            ratio = format_spread(ratios, ".2f", TIMES)
         rows.append(
             [
                 runtime,
                 f"{owner} `{name}`",
                 format_spread([run["queries_per_second"] for run in runs.values()], ",.0f"),
                 format_spread([run["cpu_us"] for run in runs.values()], ".1f"),
-                format_spread(ratios, ".2f", TIMES),
+                ratio,
             ]
         )
     return _table(header, ["---", "---", "--:", "--:", "--:"], rows)
