@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import tarfile
 import zipfile
@@ -475,9 +476,12 @@ OLD_GEVENTPOOL = ["django-db-geventpool==4.0.8", BENCH_DJANGO, "psycopg[binary]"
 
 @nox.session(python="3.12")
 def bench(session: nox.Session) -> None:
-    """Benchmark the pool beside Django, Django's pool, django-db-geventpool and raw psycopg.
+    """Benchmark the pool beside Django, Django's pool, django-db-geventpool, PgBouncer and
+    raw psycopg, in interleaved rounds (docs/benchmark.md).
 
-    `-- --quick` runs a short pass; other arguments go to bench/bench.py (`-- --help`).
+    `-- --quick` runs one short round; other arguments go to bench/bench.py (`-- --help`).
+    PgBouncer comes from the system (apt-get install pgbouncer); without it its rows are
+    skipped.
     """
     session.install(
         "-e",
@@ -493,6 +497,11 @@ def bench(session: nox.Session) -> None:
     # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
     packages = ["-e", f"{CORE}[gevent]", "-e", DRIVER_PACKAGES["psycopg2"], BENCH_DJANGO]
     bench_args += ["--psycopg2-python", _side_venv(session, "geventpool-psycopg2", packages)]
+    # What the report prints as the command that produced it: the one a reader reruns.
+    command = "python3 -m nox -s bench"
+    if session.posargs:
+        command += " -- " + shlex.join(session.posargs)
+    bench_args += ["--command", command]
     # As a module from the root (nox's working directory): bench/ imports tests/.
     session.run("python", "-m", "bench.bench", *bench_args, *session.posargs)
 

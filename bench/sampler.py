@@ -21,7 +21,10 @@ class ConnectionSampler:
         self.interval = interval
         #: (time.monotonic(), connections) pairs.
         self.samples: list[tuple[float, int]] = []
+        #: The pid of the server process that answers the sampler, once it connected.
+        self.backend_pid: int | None = None
         self._stop = threading.Event()
+        self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._error: BaseException | None = None
 
@@ -35,6 +38,9 @@ class ConnectionSampler:
 
     def __enter__(self) -> ConnectionSampler:
         self._thread.start()
+        # Connected before the measured client starts, so that its first connections are
+        # counted and its CPU time can leave the sampler's backend out.
+        self._connected.wait(timeout=30)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -48,6 +54,8 @@ class ConnectionSampler:
 
         try:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                self.backend_pid = conn.info.backend_pid
+                self._connected.set()
                 query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
                 while not self._stop.is_set():
                     row = conn.execute(query, [self.application_name]).fetchone()
@@ -56,3 +64,5 @@ class ConnectionSampler:
                     self._stop.wait(self.interval)
         except BaseException as exc:
             self._error = exc
+        finally:
+            self._connected.set()

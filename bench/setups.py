@@ -1,19 +1,24 @@
-"""The setups the benchmark compares: what one request cycle and one checkout mean for each.
+"""The setups the benchmark compares: what a request cycle and a checkout mean for each.
 
-A request cycle is what a Django view that runs one query costs the database layer: take a
-connection, run the query, and give the connection back the way Django does at the end of
-a request (`close_old_connections`). Imports happen inside the setups, after the worker has
-monkey-patched, and only for the setup being measured.
+A request cycle is what a Django view costs the database layer: take a connection, run
+the workload's statements (in `transaction.atomic()` where the workload is a transaction),
+and give the connection back the way Django does at the end of a request
+(`close_old_connections`). Imports happen inside the setups, after the worker has
+monkey-patched, and only for the setup being measured. The PgBouncer setups don't know
+PgBouncer is there: the harness points the worker's PG* variables at it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-# Where each setup's `checkout()` reports None: there is no pool to check out from.
-NO_POOL = None
+from bench.workloads import WORKLOADS, Workload
+
+# What a checkout method returns where there is nothing of the kind to measure.
+NOT_MEASURED = None
 
 
 class Target(Protocol):
@@ -21,9 +26,11 @@ class Target(Protocol):
 
     def greenlets(self, requested: int, conns: int) -> int: ...
 
-    def cycle(self, query: str) -> None: ...
+    def cycle(self, workload: Workload) -> None: ...
 
-    def checkout(self, iterations: int) -> float | None: ...
+    def checkout_django(self, iterations: int) -> tuple[float, float] | None: ...
+
+    def checkout_pool(self, iterations: int) -> tuple[float, float] | None: ...
 
     def close(self) -> None: ...
 
@@ -45,23 +52,29 @@ def configure_django(database: dict[str, Any]) -> None:
     django.setup()
 
 
-def time_per_call(iterations: int, call: Any) -> float:
-    started = time.perf_counter()
+def time_per_call(iterations: int, call: Callable[[], object]) -> tuple[float, float]:
+    """Seconds per call, on the clock and on the CPU.
+
+    Where nothing waits, the two are equal on a quiet machine; on a busy one the CPU time
+    still is the cost, while the clock also counts the moments the process was not running.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(iterations):
         call()
-    return (time.perf_counter() - started) / iterations
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall / iterations, cpu / iterations
 
 
 class Setup:
-    """Django with a pool behind it: a cycle ends by giving the connection back."""
+    """Django, with whatever the subclass's DATABASES entry puts behind it."""
 
     def __init__(self, conns: int, app_name: str) -> None:
-        self.conns = conns
         configure_django(self.database(conns, app_name))
-        from django.db import close_old_connections, connection
+        from django.db import close_old_connections, connection, transaction
 
         self.connection = connection
         self.release = close_old_connections
+        self.atomic = transaction.atomic
 
     def database(self, conns: int, app_name: str) -> dict[str, Any]:
         raise NotImplementedError
@@ -69,14 +82,32 @@ class Setup:
     def greenlets(self, requested: int, conns: int) -> int:
         return requested
 
-    def cycle(self, query: str) -> None:
-        with self.connection.cursor() as cursor:
-            cursor.execute(query)
-            cursor.fetchone()
+    def cycle(self, workload: Workload) -> None:
+        begin = self.atomic() if workload.atomic else contextlib.nullcontext()
+        with begin, self.connection.cursor() as cursor:
+            workload.run(cursor)
         self.release()
 
-    def checkout(self, iterations: int) -> float | None:
-        return NO_POOL
+    def checkout_django(self, iterations: int) -> tuple[float, float] | None:
+        """Seconds (clock, CPU) per connection taken and given back through Django, nothing
+        run on it.
+
+        What every request pays before and after its queries: `ensure_connection()` is
+        what the first query calls, `close_old_connections()` what runs when the request
+        ends. With persistent connections the first is a no-op and the second keeps the
+        connection; with a pool they check it out and back in.
+        """
+        connection, release = self.connection, self.release
+
+        def once() -> None:
+            connection.ensure_connection()
+            release()
+
+        return time_per_call(iterations, once)
+
+    def checkout_pool(self, iterations: int) -> tuple[float, float] | None:
+        """Seconds (clock, CPU) per connection taken from the pool itself and given back."""
+        return NOT_MEASURED
 
     def close(self) -> None:
         self.release()
@@ -90,9 +121,9 @@ class Ours(Setup):
     def database(self, conns: int, app_name: str) -> dict[str, Any]:
         return django_database(self.engine, app_name, CONN_MAX_AGE=0, OPTIONS={"MAX_CONNS": conns})
 
-    def checkout(self, iterations: int) -> float | None:
+    def checkout_pool(self, iterations: int) -> tuple[float, float] | None:
         # The pool exists once a connection was taken from it.
-        self.cycle("SELECT 1")
+        self.cycle(WORKLOADS["select1"])
         pool = self.connection.geventpool
 
         def once() -> None:
@@ -146,9 +177,9 @@ class DjangoNativePool(Setup):
             "django.db.backends.postgresql", app_name, CONN_MAX_AGE=0, OPTIONS={"pool": pool}
         )
 
-    def checkout(self, iterations: int) -> float | None:
+    def checkout_pool(self, iterations: int) -> tuple[float, float] | None:
         # Django opens its pool with the first connection.
-        self.cycle("SELECT 1")
+        self.cycle(WORKLOADS["select1"])
         pool = self.connection.pool
 
         def once() -> None:
@@ -168,8 +199,8 @@ class OldGeventpool(Setup):
             OPTIONS={"MAX_CONNS": conns},
         )
 
-    def checkout(self, iterations: int) -> float | None:
-        self.cycle("SELECT 1")
+    def checkout_pool(self, iterations: int) -> tuple[float, float] | None:
+        self.cycle(WORKLOADS["select1"])
         # Its pool lives on the wrapper, under the name that Django >= 5.1 also uses.
         pool = self.connection.pool
 
@@ -177,6 +208,36 @@ class OldGeventpool(Setup):
             pool.put(pool.get())
 
         return time_per_call(iterations, once)
+
+
+class PgBouncerConnMaxAge0(Setup):
+    """Django's own backend with a new connection per request (CONN_MAX_AGE=0), to a
+    PgBouncer in transaction mode that holds the server connections.
+
+    Server-side cursors don't survive transaction pooling; Django's backend doesn't
+    prepare statements unless OPTIONS asks, so that needs nothing.
+    """
+
+    def database(self, conns: int, app_name: str) -> dict[str, Any]:
+        return django_database(
+            "django.db.backends.postgresql",
+            app_name,
+            CONN_MAX_AGE=0,
+            DISABLE_SERVER_SIDE_CURSORS=True,
+        )
+
+
+class PgBouncerPersistent(Setup):
+    """Django's own backend keeping its connection (CONN_MAX_AGE=None): every greenlet has
+    a client connection to PgBouncer of its own, and PgBouncer shares the server's."""
+
+    def database(self, conns: int, app_name: str) -> dict[str, Any]:
+        return django_database(
+            "django.db.backends.postgresql",
+            app_name,
+            CONN_MAX_AGE=None,
+            DISABLE_SERVER_SIDE_CURSORS=True,
+        )
 
 
 class RawPsycopg:
@@ -193,15 +254,20 @@ class RawPsycopg:
     def greenlets(self, requested: int, conns: int) -> int:
         return requested
 
-    def cycle(self, query: str) -> None:
+    def cycle(self, workload: Workload) -> None:
         conn = self.queue.get()
         try:
-            conn.execute(query).fetchone()
+            begin = conn.transaction() if workload.atomic else contextlib.nullcontext()
+            with begin, conn.cursor() as cursor:
+                workload.run(cursor)
         finally:
             self.queue.put(conn)
 
-    def checkout(self, iterations: int) -> float | None:
-        return NO_POOL
+    def checkout_django(self, iterations: int) -> tuple[float, float] | None:
+        return NOT_MEASURED
+
+    def checkout_pool(self, iterations: int) -> tuple[float, float] | None:
+        return NOT_MEASURED
 
     def close(self) -> None:
         while not self.queue.empty():
@@ -215,5 +281,7 @@ SETUPS: dict[str, Callable[..., Target]] = {
     "django-ceiling-gevent-wait": DjangoCeilingGeventWait,
     "django-pool": DjangoNativePool,
     "django-db-geventpool-4.0.8": OldGeventpool,
+    "pgbouncer-conn-max-age-0": PgBouncerConnMaxAge0,
+    "pgbouncer-persistent": PgBouncerPersistent,
     "raw-psycopg": RawPsycopg,
 }

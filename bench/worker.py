@@ -1,12 +1,13 @@
 """Measure one setup on one workload, in a process of its own; print the result as JSON.
 
-    python -m bench.worker SETUP WORKLOAD [--cycles N] [--greenlets G] [--conns C]
+    python -m bench.worker SETUP WORKLOAD [--cycles N] [--greenlets G] [--conns C] ...
 
-It is started by bench/bench.py from the repository root, once per (setup, workload), so
-that no setup inherits another's imports or pool. The server comes from the libpq PG*
-variables. This module must also run in the virtualenv of django-db-geventpool 4.0.8,
-which shares our import name: of this repository it imports only bench.setups and, from
-there, tests/support/databases.py (plain Python), nothing of packages/.
+It is started by bench/bench.py from the repository root, once per (setup, workload, round),
+so that no setup inherits another's imports or pool. The server (or the PgBouncer in front
+of it) comes from the libpq PG* variables. This module must also run in the virtualenv of
+django-db-geventpool 4.0.8, which shares our import name: of this repository it imports
+only bench's plain-Python modules and, from bench.setups, tests/support/databases.py,
+nothing of packages/.
 """
 
 from gevent import monkey
@@ -17,22 +18,28 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
+from bench.cpu import CpuMeter, spent  # noqa: E402
 from bench.setups import SETUPS, Target  # noqa: E402
+from bench.workloads import CHECKOUT, WORKLOADS, Workload  # noqa: E402
 
-QUERIES = {"select1": "SELECT 1", "sleep1ms": "SELECT pg_sleep(0.001)"}
-WORKLOADS = [*QUERIES, "checkout"]
+# A checkout repeat runs --cycles times or for about this long, whichever is shorter:
+# django-db-geventpool 4.0.8 sends a query on every checkout, a hundred times the cost.
+CHECKOUT_REPEAT_SECONDS = 0.25
 
 
-def run_cycles(setup: Target, query: str, counts: list[int], greenlets: int) -> list[float]:
+def run_cycles(
+    setup: Target, workload: Workload, counts: list[int], greenlets: int, meter: CpuMeter
+) -> list[dict[str, Any]]:
     """Run one pass of request cycles per count, spread over the same greenlets each time.
 
     The greenlets live across passes, so that a setup keeping a connection per greenlet
-    (the Django ceiling) opens its connections in the first pass only. Return the seconds
-    each pass took.
+    (the Django ceiling, PgBouncer with persistent connections) opens its connections in
+    the first pass only. Return each pass's seconds and the CPU seconds spent in it.
     """
     starts = [Event() for _ in counts]
     finished = [Event() for _ in counts]
@@ -47,7 +54,7 @@ def run_cycles(setup: Target, query: str, counts: list[int], greenlets: int) -> 
                 # Counted before the cycle runs: the greenlets share the count exactly.
                 while left > 0 and not failures:
                     left -= 1
-                    setup.cycle(query)
+                    setup.cycle(workload)
             except BaseException as exc:
                 failures.append(exc)
             pending -= 1
@@ -55,54 +62,87 @@ def run_cycles(setup: Target, query: str, counts: list[int], greenlets: int) -> 
                 done.set()
 
     clients = [gevent.spawn(client) for _ in range(greenlets)]
-    seconds = []
+    passes = []
     for count, start, done in zip(counts, starts, finished, strict=True):
         left, pending = count, greenlets
+        # Nothing else runs while the meter reads: every greenlet waits for `start`.
+        before = meter.begin()
         started = time.perf_counter()
         start.set()
         done.wait()
-        seconds.append(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        passes.append({"seconds": seconds, "cpu_seconds": spent(before, meter.end())})
         if failures:
             gevent.killall(clients)
             raise failures[0]
     gevent.joinall(clients)
-    return seconds
+    return passes
+
+
+def measure_checkouts(setup: Target, iterations: int, repeat: int) -> dict[str, Any]:
+    """The fastest of `!repeat` runs of each kind of checkout, in µs; one greenlet.
+
+    A run with no I/O can only be slowed down by what else the machine does: its fastest
+    repeat is the closest to its cost, on the clock and on the CPU alike.
+    """
+    # Opens the pool and its first connection, which every checkout below reuses.
+    setup.cycle(WORKLOADS["select1"])
+    result: dict[str, Any] = {}
+    for kind, measure in (("django", setup.checkout_django), ("pool", setup.checkout_pool)):
+        probe = measure(100)
+        if probe is None:
+            continue
+        count = max(100, min(iterations, int(CHECKOUT_REPEAT_SECONDS / max(probe[0], 1e-9))))
+        runs = [timing for timing in (measure(count) for _ in range(repeat)) if timing]
+        result[f"{kind}_us"] = min(wall for wall, _ in runs) * 1e6
+        result[f"{kind}_cpu_us"] = min(cpu for _, cpu in runs) * 1e6
+        result[f"{kind}_iterations"] = count
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("setup", choices=sorted(SETUPS))
-    parser.add_argument("workload", choices=WORKLOADS)
-    parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("workload", choices=[*WORKLOADS, CHECKOUT])
+    parser.add_argument("--cycles", type=int, default=10_000, help="or checkouts per repeat")
     parser.add_argument("--greenlets", type=int, default=100)
     parser.add_argument("--conns", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=1, help="report the best of N runs")
+    parser.add_argument("--repeat", type=int, default=7, help="checkout repeats; the fastest")
     parser.add_argument("--app-name", default="geventpool-bench")
-    parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the runs")
+    parser.add_argument("--postmaster", type=int, help="the server's pid, for its CPU time")
+    parser.add_argument("--pgbouncer", type=int, help="PgBouncer's pid, for its CPU time")
+    parser.add_argument(
+        "--leave-out", type=int, action="append", default=[], help="a server pid not to count"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the run")
     args = parser.parse_args()
 
     setup = SETUPS[args.setup](conns=args.conns, app_name=args.app_name)
-    greenlets = setup.greenlets(args.greenlets, args.conns)
     profiler = None
     if args.profile:
         import cProfile
 
         profiler = cProfile.Profile()
-    result: dict[str, object] = {"greenlets": greenlets}
-    if args.workload == "checkout":
+    result: dict[str, Any]
+    if args.workload == CHECKOUT:
         if profiler:
             profiler.enable()
-        runs = [setup.checkout(args.cycles) for _ in range(args.repeat)]
-        measured = [seconds for seconds in runs if seconds is not None]
-        result["checkout_us"] = min(measured) * 1e6 if measured else None
+        result = measure_checkouts(setup, args.cycles, args.repeat)
     else:
-        # A warm-up pass opens the connections, so that every measured pass uses a full pool.
-        warm_up = max(args.cycles // 10, greenlets)
-        counts = [warm_up] + [args.cycles] * args.repeat
+        greenlets = setup.greenlets(args.greenlets, args.conns)
+        meter = CpuMeter(args.postmaster, args.pgbouncer, frozenset(args.leave_out))
+        # A warm-up pass opens the connections, so that the measured pass uses a full pool.
+        counts = [max(args.cycles // 10, greenlets), args.cycles]
+        workload = WORKLOADS[args.workload]
         if profiler:
             profiler.enable()
-        seconds = min(run_cycles(setup, QUERIES[args.workload], counts, greenlets)[1:])
-        result["requests_per_second"] = args.cycles / seconds
+        measured = run_cycles(setup, workload, counts, greenlets, meter)[-1]
+        result = {
+            "greenlets": greenlets,
+            "requests": args.cycles,
+            "requests_per_second": args.cycles / measured["seconds"],
+            **measured,
+        }
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)
