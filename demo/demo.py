@@ -8,8 +8,8 @@ It starts a throwaway PostgreSQL (or uses GEVENTPOOL_TEST_DSN / PG*, as the test
 serves demo/demoproject with gunicorn, sends the same HTTP load to each backend in turn while
 sampling pg_stat_activity, prints a report and writes a PNG of connections over time.
 Everything it starts is stopped on the way out, Ctrl-C included. The session runs it as
-``python -m demo.demo`` from the repository root, where demo/, bench/ and tests/support
-import as packages.
+``python -m demo.demo`` from the repository root, where demo/ and tests/support import as
+packages.
 """
 
 from gevent import monkey
@@ -25,11 +25,12 @@ from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 
-# The pg_stat_activity sampler is the benchmark's; the server is the tests' throwaway cluster.
-from bench.sampler import ConnectionSampler  # noqa: E402
 from demo.load import LoadResult, run_load  # noqa: E402
 from demo.plot import Series, plot_connections  # noqa: E402
+from demo.sampler import ServerConnections  # noqa: E402
 from demo.webserver import Gunicorn  # noqa: E402
+
+# The server is the tests' throwaway cluster.
 from tests.support.server import PgServer, open_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def progress(
-    label: str, args: argparse.Namespace, load: LoadResult, sampler: ConnectionSampler
+    label: str, args: argparse.Namespace, load: LoadResult, sampler: ServerConnections
 ) -> None:
     """Show requests/s and server connections once a second while the load runs."""
     tty = sys.stdout.isatty()
@@ -115,7 +116,7 @@ def drive(server: PgServer, backend: Backend, args: argparse.Namespace) -> Outco
         warm = LoadResult()
         run_load("127.0.0.1", site.port, args.workers * 4, 1.0, args.workers * 40, warm)
         load = LoadResult()
-        with ConnectionSampler(server.conninfo(), f"demo-{backend.name}", 0.02) as sampler:
+        with ServerConnections(server.conninfo(), 0.02) as sampler:
             ticker = gevent.spawn(progress, backend.label, args, load, sampler)
             try:
                 run_load(
