@@ -12,10 +12,11 @@ class Series:
     label: str
     color: str
     samples: Sequence[tuple[float, int]]  # (seconds since the load started, connections)
+    linestyle: str = "solid"
 
 
 def plot_connections(
-    series: Sequence[Series], cap: int, clients: int, title: str, path: Path
+    series: Sequence[Series], cap: int, cap_label: str, clients: int, title: str, path: Path
 ) -> None:
     import matplotlib
 
@@ -26,11 +27,19 @@ def plot_connections(
     for line in series:
         times = [t for t, _ in line.samples]
         counts = [c for _, c in line.samples]
-        ax.step(times, counts, where="post", label=line.label, color=line.color, linewidth=1.8)
+        ax.step(
+            times,
+            counts,
+            where="post",
+            label=line.label,
+            color=line.color,
+            linestyle=line.linestyle,
+            linewidth=1.8,
+        )
     ax.axhline(cap, color="0.35", linestyle="--", linewidth=1)
     # Labels at the right end, clear of the lines where the load starts.
     ax.annotate(
-        f"cap: MAX_CONNS x workers = {cap}",
+        f"{cap_label} = {cap}",
         xy=(1, cap),
         xycoords=("axes fraction", "data"),
         xytext=(-4, 4),
