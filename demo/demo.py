@@ -30,9 +30,11 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+import psycopg  # noqa: E402
 
 from demo.load import LoadResult, run_load  # noqa: E402
-from demo.plot import Series, plot_connections  # noqa: E402
+from demo.plot import LineStyle, Series, plot_connections  # noqa: E402
 from demo.sampler import ServerConnections  # noqa: E402
 from demo.webserver import Gunicorn  # noqa: E402
 
@@ -48,14 +50,14 @@ class Backend:
     name: str  # DEMO_BACKEND in demoproject/settings.py
     label: str
     color: str
-    linestyle: str = "solid"
+    linestyle: LineStyle = "solid"
 
 
 GEVENTPOOL = Backend("geventpool", "geventpool", "tab:blue")
 DJANGO = Backend("django", "Django, CONN_MAX_AGE=0", "tab:orange")
-# Dashed: once PgBouncer has opened its whole pool, its line runs over geventpool's at the same
-# height, which shows through the gaps.
-PGBOUNCER = Backend("pgbouncer", "Django via PgBouncer", "tab:green", "dashed")
+# Dashed, with gaps as long as the dashes: its line runs over geventpool's at the same height,
+# which shows through them.
+PGBOUNCER = Backend("pgbouncer", "Django via PgBouncer", "tab:green", (0, (3, 3)))
 
 # Debian installs pgbouncer in /usr/sbin, which is not on a user's PATH; this is where
 # tests/support/pgbouncer.py looks too.
@@ -156,9 +158,43 @@ def route(server: PgServer, backend: Backend, args: argparse.Namespace) -> Itera
         max_client_conn=2 * args.clients,
     )
     try:
+        open_pool(server, bouncer)
         yield {**server.env(), "PGHOST": bouncer.host, "PGPORT": str(bouncer.port)}
     finally:
         bouncer.stop()
+
+
+def open_pool(server: PgServer, bouncer: PgBouncer, timeout: float = 30.0) -> None:
+    """Have PgBouncer open its whole pool before the load, as one that has been running has.
+
+    PgBouncer opens one server connection at a time, and only for a client that waits for
+    one: left to the load, it takes seconds to reach its pool size, where geventpool opens
+    its connections side by side. `pool_size` clients, each holding a transaction until all
+    of them are in one, make it open them all.
+    """
+    inside = 0
+    everyone_inside = gevent.event.Event()
+
+    def hold() -> None:
+        nonlocal inside
+        with psycopg.connect(server.conninfo(), host=bouncer.host, port=bouncer.port) as conn:
+            # Not in autocommit: the transaction keeps the server connection for this client.
+            conn.execute("SELECT 1")
+            inside += 1
+            if inside == bouncer.pool_size:
+                everyone_inside.set()
+            everyone_inside.wait()
+
+    holders = [gevent.spawn(hold) for _ in range(bouncer.pool_size)]
+    try:
+        done = gevent.joinall(holders, timeout=timeout, raise_error=True)
+        if len(done) < len(holders):
+            raise RuntimeError(
+                f"PgBouncer did not open its {bouncer.pool_size} server connections"
+                f" in {timeout:g} s"
+            )
+    finally:
+        gevent.killall(holders)
 
 
 def drive(

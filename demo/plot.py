@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# A name ("solid", "dashed") or matplotlib's (offset, (on, off, ...)) in line widths.
+LineStyle = str | tuple[float, tuple[float, ...]]
+
 
 @dataclass
 class Series:
     label: str
     color: str
     samples: Sequence[tuple[float, int]]  # (seconds since the load started, connections)
-    linestyle: str = "solid"
+    linestyle: LineStyle = "solid"
 
 
 def plot_connections(
@@ -36,7 +39,8 @@ def plot_connections(
             linestyle=line.linestyle,
             linewidth=1.8,
         )
-    ax.axhline(cap, color="0.35", linestyle="--", linewidth=1)
+    # Beneath the series: those that hold at the cap run along this line.
+    ax.axhline(cap, color="0.35", linestyle="--", linewidth=1, zorder=1)
     # Labels at the right end, clear of the lines where the load starts.
     ax.annotate(
         f"{cap_label} = {cap}",
@@ -48,7 +52,7 @@ def plot_connections(
         color="0.25",
         fontsize=9,
     )
-    ax.axhline(clients, color="0.75", linestyle=":", linewidth=1)
+    ax.axhline(clients, color="0.75", linestyle=":", linewidth=1, zorder=1)
     ax.annotate(
         f"{clients} concurrent clients",
         xy=(1, clients),
