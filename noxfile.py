@@ -454,7 +454,8 @@ def _build(session: nox.Session, dist: Path, sdist: bool = True) -> None:
 @nox.session(python="3.12")
 def demo(session: nox.Session) -> None:
     """A Django site under gunicorn's gevent workers, loaded over HTTP: geventpool beside
-    Django's own backend. Arguments go to demo/demo.py (`-- --help`)."""
+    Django's own backend, and beside Django's own backend behind PgBouncer where pgbouncer is
+    installed. Arguments go to demo/demo.py (`-- --help`)."""
     session.install(
         "-e",
         f"{CORE}[gevent]",

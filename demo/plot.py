@@ -6,16 +6,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# A name ("solid", "dashed") or matplotlib's (offset, (on, off, ...)) in line widths.
+LineStyle = str | tuple[float, tuple[float, ...]]
+
 
 @dataclass
 class Series:
     label: str
     color: str
     samples: Sequence[tuple[float, int]]  # (seconds since the load started, connections)
+    linestyle: LineStyle = "solid"
 
 
 def plot_connections(
-    series: Sequence[Series], cap: int, clients: int, title: str, path: Path
+    series: Sequence[Series], cap: int, cap_label: str, clients: int, title: str, path: Path
 ) -> None:
     import matplotlib
 
@@ -26,11 +30,20 @@ def plot_connections(
     for line in series:
         times = [t for t, _ in line.samples]
         counts = [c for _, c in line.samples]
-        ax.step(times, counts, where="post", label=line.label, color=line.color, linewidth=1.8)
-    ax.axhline(cap, color="0.35", linestyle="--", linewidth=1)
+        ax.step(
+            times,
+            counts,
+            where="post",
+            label=line.label,
+            color=line.color,
+            linestyle=line.linestyle,
+            linewidth=1.8,
+        )
+    # Beneath the series: those that hold at the cap run along this line.
+    ax.axhline(cap, color="0.35", linestyle="--", linewidth=1, zorder=1)
     # Labels at the right end, clear of the lines where the load starts.
     ax.annotate(
-        f"cap: MAX_CONNS x workers = {cap}",
+        f"{cap_label} = {cap}",
         xy=(1, cap),
         xycoords=("axes fraction", "data"),
         xytext=(-4, 4),
@@ -39,7 +52,7 @@ def plot_connections(
         color="0.25",
         fontsize=9,
     )
-    ax.axhline(clients, color="0.75", linestyle=":", linewidth=1)
+    ax.axhline(clients, color="0.75", linestyle=":", linewidth=1, zorder=1)
     ax.annotate(
         f"{clients} concurrent clients",
         xy=(1, clients),
