@@ -6,6 +6,7 @@ import _thread
 import functools
 import math
 import os
+import threading
 import time
 from asyncio import _get_running_loop
 from collections.abc import Callable, Mapping
@@ -99,6 +100,19 @@ class _Route:
 
 # By alias; replaced by whichever wrapper finds its pool closed or its settings changed.
 _routes: dict[str, _Route] = {}
+# Held only while a route is looked up or made, never across a switch (as the registry's).
+_routes_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    # The child's pools start empty (see the registry), so do its routes; and another
+    # thread may have held the lock at the fork.
+    global _routes_lock
+    _routes_lock = threading.Lock()
+    _routes.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 class DatabaseWrapperMixin(_Base):
@@ -159,10 +173,13 @@ class DatabaseWrapperMixin(_Base):
         settings_dict = self.settings_dict
         key = connection_settings(settings_dict)
         pool = registry.acquire(self.alias, key, self._create_geventpool)
-        route = _routes.get(self.alias)
-        if route is None or route.pool is not pool:
-            opener = type(self)({**settings_dict, "OPTIONS": key[-1]}, self.alias)
-            route = _routes[self.alias] = _Route(key, pool, opener)
+        with _routes_lock:
+            # One route a pool: a second one would lend its connections without the
+            # attributes the first one's opener recorded.
+            route = _routes.get(self.alias)
+            if route is None or route.pool is not pool:
+                opener = type(self)({**settings_dict, "OPTIONS": key[-1]}, self.alias)
+                route = _routes[self.alias] = _Route(key, pool, opener)
         pooled = self._geventpool_checkout(route)
         if pooled.initialized:
             # Django's connect() takes every connection it gets as new, hence healthy; a
