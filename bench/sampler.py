@@ -1,4 +1,4 @@
-"""Count a client's server connections in pg_stat_activity, in a background thread."""
+"""Count server connections in pg_stat_activity, in a background thread."""
 
 from __future__ import annotations
 
@@ -6,16 +6,33 @@ import threading
 import time
 from typing import Any
 
+# A client's connections, by the application_name it gives them.
+BY_APPLICATION_NAME = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+# Every client connection to the sampler's database but its own.
+IN_DATABASE = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE datname = current_database()
+      AND backend_type = 'client backend'
+      AND pid <> pg_backend_pid()
+"""
+
 
 class ConnectionSampler:
-    """Sample how many backends carry `application_name`, every `interval` seconds.
+    """Sample how many backends carry `application_name`, every `interval` seconds; with
+    None, how many client backends the database has, besides the sampler's.
+
+    Behind PgBouncer the server connections are PgBouncer's, shared by every client, and
+    the application_name they show is whichever client last set one: where one setup at a
+    time uses a database of its own (the demo), counting by database counts them all.
 
     It runs in an OS thread with its own connection, so the process being measured pays
     nothing for it; connections opened and closed between two samples can be missed, which
     is why the interval is short.
     """
 
-    def __init__(self, conninfo: str, application_name: str, interval: float = 0.005) -> None:
+    def __init__(
+        self, conninfo: str, application_name: str | None, interval: float = 0.005
+    ) -> None:
         self.conninfo = conninfo
         self.application_name = application_name
         self.interval = interval
@@ -56,9 +73,10 @@ class ConnectionSampler:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
                 self.backend_pid = conn.info.backend_pid
                 self._connected.set()
-                query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+                name = self.application_name
+                query, params = (IN_DATABASE, []) if name is None else (BY_APPLICATION_NAME, [name])
                 while not self._stop.is_set():
-                    row = conn.execute(query, [self.application_name]).fetchone()
+                    row = conn.execute(query, params).fetchone()
                     count = row[0] if row else 0
                     self.samples.append((time.monotonic(), count))
                     self._stop.wait(self.interval)

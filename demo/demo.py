@@ -33,9 +33,9 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import psycopg  # noqa: E402
 
+from bench.sampler import ConnectionSampler  # noqa: E402
 from demo.load import LoadResult, run_load  # noqa: E402
 from demo.plot import LineStyle, Series, plot_connections  # noqa: E402
-from demo.sampler import ServerConnections  # noqa: E402
 from demo.webserver import Gunicorn  # noqa: E402
 
 # The server and the PgBouncer in front of it are the tests' own.
@@ -122,7 +122,7 @@ def pgbouncer_skipped(args: argparse.Namespace) -> str | None:
 
 
 def progress(
-    label: str, args: argparse.Namespace, load: LoadResult, sampler: ServerConnections
+    label: str, args: argparse.Namespace, load: LoadResult, sampler: ConnectionSampler
 ) -> None:
     """Show requests/s and server connections once a second while the load runs."""
     tty = sys.stdout.isatty()
@@ -213,7 +213,7 @@ def drive(
         warm = LoadResult()
         run_load("127.0.0.1", site.port, args.workers * 4, 1.0, args.workers * 40, warm)
         load = LoadResult()
-        with ServerConnections(server.conninfo(), 0.02) as sampler:
+        with ConnectionSampler(server.conninfo(), None, 0.02) as sampler:
             ticker = gevent.spawn(progress, backend.label, args, load, sampler)
             try:
                 run_load(
