@@ -279,11 +279,11 @@ class ConnectionPool(Generic[ConnT]):
                     entry = None
                     immediate = False
                 else:
-                    waiter = self._spare_waiters.pop() if self._spare_waiters else None
-                    if waiter is None:
-                        waiter = _Waiter(self.runtime.event())
-                    else:
+                    if self._spare_waiters:
+                        waiter = self._spare_waiters.pop()
                         waiter.rearm()
+                    else:
+                        waiter = _Waiter(self.runtime.event())
                     self._waiting.append(waiter)
                     # An idle connection given back, or a free slot (None).
                     entry = self._wait(waiter, start, deadline)

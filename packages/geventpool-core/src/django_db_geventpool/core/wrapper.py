@@ -263,13 +263,7 @@ class DatabaseWrapperMixin(_Base):
                     with self.wrap_database_errors:
                         self.connect()
                     return True
-        # Where init_connection_state() may have something to set up, it decides in full.
-        wanted = self.timezone_name
-        if (
-            not pooled.initialized
-            or route.pool.reset_query is not None
-            or (wanted and self.pool_server_timezone(conn) != wanted)
-        ):
+        if self._geventpool_needs_setup(pooled):
             self.init_connection_state()
         if connection_created.receivers:
             # send() checks this too; here it saves the call.
@@ -311,30 +305,28 @@ class DatabaseWrapperMixin(_Base):
         """Raise ImproperlyConfigured if the driver can't cooperate with `!runtime`."""
 
     def init_connection_state(self) -> None:
-        # A reused connection was set up when it was opened: doing it again on every
-        # checkout would cost a round trip or more. Unless a reset query (DISCARD ALL)
-        # undid the setup: then the time zone and role are set again.
         pooled = self._geventpool_pooled
         if pooled is None:
             super().init_connection_state()
-        elif not pooled.initialized or self._geventpool_resets_sessions():
+        elif self._geventpool_needs_setup(pooled):
             super().init_connection_state()
             pooled.initialized = True
-        elif self._geventpool_timezone_differs():
-            # The connection's time zone is not the one this wrapper wants: a user ran
-            # SET TIME ZONE, or TIME_ZONE changed since (override_settings).
-            super().init_connection_state()
 
-    def _geventpool_resets_sessions(self) -> bool:
-        """Whether the pool's reset query undoes Django's setup of a session on every return."""
+    def _geventpool_needs_setup(self, pooled: PooledConnection[Any]) -> bool:
+        """Whether Django's setup of the session (time zone, role) must run on this checkout.
+
+        A reused connection was set up when it was opened: doing it again on every checkout
+        would cost a round trip or more. Unless it is new, a reset query (DISCARD ALL) undid
+        the setup, or its time zone is not the one this wrapper wants (a user ran SET TIME
+        ZONE, or TIME_ZONE changed since). The time zone is read without a round trip: the
+        driver keeps what the server last reported. Not Django's ensure_timezone(), which
+        closes the pool on Django >= 5.1.
+        """
         pool = self._geventpool_pool
-        return pool is not None and pool.reset_query is not None
-
-    def _geventpool_timezone_differs(self) -> bool:
-        # No round trip: the driver keeps the TimeZone the server last reported. Not
-        # Django's ensure_timezone(), which closes the pool on Django >= 5.1.
+        if not pooled.initialized or (pool is not None and pool.reset_query is not None):
+            return True
         wanted = self.timezone_name
-        return bool(wanted) and self.pool_server_timezone(self.connection) != wanted
+        return bool(wanted) and self.pool_server_timezone(pooled.conn) != wanted
 
     def _set_autocommit(self, autocommit: bool) -> None:
         # Django's connect() sets autocommit on every connection it gets, and a pooled one
