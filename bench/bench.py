@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import cpu
+from bench import cpu, instructions
 from bench.report import (
     REFERENCE,
     WAITS,
@@ -177,21 +177,33 @@ class Bench:
         while self.bouncers:
             self.bouncers.popitem()[1][0].stop()
 
-    def measure(self, row: Row, workload: str) -> tuple[dict[str, Any], int]:
-        """Run one worker; return its JSON result and the peak of server connections."""
-        app_name = f"bench-{row.setup}-{workload}"[:63]
+    def worker(
+        self, row: Row, workload: str, app_name: str, *options: str
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment of a worker measuring `!row` on `!workload`."""
         command = [
             self.plan.interpreters[row.setup],
             *("-m", "bench.worker", row.setup, workload, "--app-name", app_name),
-            *("--cycles", str(self.plan.count(workload))),
             *("--greenlets", str(self.plan.greenlets), "--conns", str(self.plan.conns)),
-            *("--repeat", str(self.plan.checkout_repeats)),
+            *options,
         ]
         env = {**os.environ, **self.server.env()}
         if row.pgbouncer:
             bouncer, pid = self.bouncer(row)
             env.update(PGHOST=bouncer.host, PGPORT=str(bouncer.port))
             command += ["--pgbouncer", str(pid)]
+        return command, env
+
+    def measure(self, row: Row, workload: str) -> tuple[dict[str, Any], int]:
+        """Run one worker; return its JSON result and the peak of server connections."""
+        app_name = f"bench-{row.setup}-{workload}"[:63]
+        command, env = self.worker(
+            row,
+            workload,
+            app_name,
+            *("--cycles", str(self.plan.count(workload))),
+            *("--repeat", str(self.plan.checkout_repeats)),
+        )
         with ConnectionSampler(self.server.conninfo(), app_name) as sampler:
             if self.postmaster is not None and sampler.backend_pid is not None:
                 command += ["--postmaster", str(self.postmaster)]
@@ -352,9 +364,17 @@ def main() -> None:
     parser.add_argument("--old-python", help="interpreter with django-db-geventpool 4.0.8")
     parser.add_argument("--psycopg2-python", help="interpreter with geventpool-psycopg2")
     parser.add_argument("--command", help="how this run was started, to print above the tables")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per request under valgrind instead (bench/instructions.py)",
+    )
     args = parser.parse_args()
     plan = make_plan(args)
     command = args.command or shlex.join(["python", "-m", "bench.bench", *sys.argv[1:]])
+    valgrind = instructions.valgrind() if args.instructions else None
+    if args.instructions and valgrind is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
 
     started = time.monotonic()
     load_at_start = load_average()
@@ -367,8 +387,14 @@ def main() -> None:
         environment = describe_environment(server, plan)
         bench = Bench(server, plan, postmaster_pid(server), Results(plan.conns))
         try:
-            for number in range(1, plan.rounds + 1):
-                bench.run_round(number)
+            if valgrind is not None:
+                print(f"counting instructions of {len(plan.rows)} rows under valgrind ...")
+                counts = instructions.count_rows(
+                    valgrind, plan.rows, bench.worker, str(ROOT), os.cpu_count() or 1
+                )
+            else:
+                for number in range(1, plan.rounds + 1):
+                    bench.run_round(number)
         finally:
             bench.close()
     except ServerUnavailable as exc:
@@ -378,7 +404,36 @@ def main() -> None:
     load = (
         f"- load average (1, 5, 15 min): {load_at_start} at the start, {load_average()} at the end"
     )
-    print_report(bench, command, [*environment, load], time.monotonic() - started)
+    if valgrind is not None:
+        print_instructions(plan, counts, command, environment, time.monotonic() - started)
+    else:
+        print_report(bench, command, [*environment, load], time.monotonic() - started)
+
+
+def print_instructions(
+    plan: Plan,
+    counts: dict[str, instructions.Count],
+    command: str,
+    environment: list[str],
+    elapsed: float,
+) -> None:
+    minutes, seconds = divmod(round(elapsed), 60)
+    print()
+    print(f"`{command}`: {minutes} min {seconds} s")
+    print()
+    print(*environment, sep="\n")
+    print()
+    low, high = instructions.CYCLES
+    print(
+        f"Instructions the client executes in user space, counted by valgrind; {plan.greenlets}"
+        f" greenlets share {plan.conns} server connections. Per request: the difference"
+        f" between runs of {low:,} and {high:,} `SELECT 1` request cycles (and their warm-ups),"
+        " divided by the difference in requests; per checkout, the same with"
+        f" {instructions.CHECKOUTS[0]:,} and {instructions.CHECKOUTS[1]:,} checkouts of one"
+        " greenlet."
+    )
+    print()
+    print(instructions.format_table(counts, plan.conns))
 
 
 def print_report(bench: Bench, command: str, environment: list[str], elapsed: float) -> None:

@@ -102,7 +102,7 @@ class Results:
         return [mine[r] / theirs[r] for r in sorted(mine.keys() & theirs.keys())]
 
 
-def _table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], align: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -124,7 +124,7 @@ def format_ratio_table(results: Results, setups: list[str], workloads: list[str]
         for workload in workloads:
             cells.append(format_spread(results.ratios(PSYCOPG2, REFERENCE, workload), ".2f", TIMES))
         rows.append(cells)
-    return _table(header, ["---", *("--:" for _ in workloads)], rows)
+    return markdown_table(header, ["---", *("--:" for _ in workloads)], rows)
 
 
 def format_workload_table(results: Results, setups: list[str], workload: str) -> str:
@@ -161,7 +161,7 @@ def format_workload_table(results: Results, setups: list[str], workload: str) ->
                 str(results.peaks[setup, workload]),
             ]
         )
-    return _table(header, ["---", *("--:" for _ in header[1:])], rows)
+    return markdown_table(header, ["---", *("--:" for _ in header[1:])], rows)
 
 
 def _totals(results: Results, setup: str, workload: str) -> list[float]:
@@ -192,7 +192,7 @@ def format_checkout_table(results: Results, setups: list[str], workload: str) ->
         for key in ("django_cpu_us", "django_us", "pool_cpu_us", "pool_us"):
             cells.append(format_spread(list(results.values(setup, workload, key).values()), ".2f"))
         rows.append(cells)
-    return _table(header, ["---", *("--:" for _ in header[1:])], rows)
+    return markdown_table(header, ["---", *("--:" for _ in header[1:])], rows)
 
 
 #: The wait-function comparison: (runtime, "psycopg" or "ours"), in the order of its table.
@@ -230,4 +230,4 @@ def format_waits_table(waits: dict[tuple[str, str], dict[int, dict[str, Any]]]) 
                 ratio,
             ]
         )
-    return _table(header, ["---", "---", "--:", "--:", "--:"], rows)
+    return markdown_table(header, ["---", "---", "--:", "--:", "--:"], rows)

@@ -79,21 +79,31 @@ def run_cycles(
     return passes
 
 
-def measure_checkouts(setup: Target, iterations: int, repeat: int) -> dict[str, Any]:
+def measure_checkouts(
+    setup: Target, iterations: int, repeat: int, kinds: list[str], exact: bool = False
+) -> dict[str, Any]:
     """The fastest of `!repeat` runs of each kind of checkout, in µs; one greenlet.
 
     A run with no I/O can only be slowed down by what else the machine does: its fastest
-    repeat is the closest to its cost, on the clock and on the CPU alike.
+    repeat is the closest to its cost, on the clock and on the CPU alike. `!exact` runs
+    exactly `!iterations` per repeat, however long they take (for counting instructions).
     """
     # Opens the pool and its first connection, which every checkout below reuses.
     setup.cycle(WORKLOADS["select1"])
     result: dict[str, Any] = {}
-    for kind, measure in (("django", setup.checkout_django), ("pool", setup.checkout_pool)):
-        probe = measure(100)
-        if probe is None:
-            continue
-        count = max(100, min(iterations, int(CHECKOUT_REPEAT_SECONDS / max(probe[0], 1e-9))))
+    measures = {"django": setup.checkout_django, "pool": setup.checkout_pool}
+    for kind in kinds:
+        measure = measures[kind]
+        if exact:
+            count = iterations
+        else:
+            probe = measure(100)
+            if probe is None:
+                continue
+            count = max(100, min(iterations, int(CHECKOUT_REPEAT_SECONDS / max(probe[0], 1e-9))))
         runs = [timing for timing in (measure(count) for _ in range(repeat)) if timing]
+        if not runs:
+            continue
         result[f"{kind}_us"] = min(wall for wall, _ in runs) * 1e6
         result[f"{kind}_cpu_us"] = min(cpu for _, cpu in runs) * 1e6
         result[f"{kind}_iterations"] = count
@@ -115,6 +125,15 @@ def main() -> None:
         "--leave-out", type=int, action="append", default=[], help="a server pid not to count"
     )
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the run")
+    parser.add_argument(
+        "--kind",
+        action="append",
+        choices=["django", "pool"],
+        help="checkouts: only this kind (repeatable); both by default",
+    )
+    parser.add_argument(
+        "--exact", action="store_true", help="checkouts: exactly --cycles per repeat"
+    )
     args = parser.parse_args()
 
     setup = SETUPS[args.setup](conns=args.conns, app_name=args.app_name)
@@ -127,7 +146,8 @@ def main() -> None:
     if args.workload == CHECKOUT:
         if profiler:
             profiler.enable()
-        result = measure_checkouts(setup, args.cycles, args.repeat)
+        kinds = args.kind or ["django", "pool"]
+        result = measure_checkouts(setup, args.cycles, args.repeat, kinds, args.exact)
     else:
         greenlets = setup.greenlets(args.greenlets, args.conns)
         meter = CpuMeter(args.postmaster, args.pgbouncer, frozenset(args.leave_out))
@@ -139,6 +159,7 @@ def main() -> None:
         measured = run_cycles(setup, workload, counts, greenlets, meter)[-1]
         result = {
             "greenlets": greenlets,
+            "warmup_requests": counts[0],
             "requests": args.cycles,
             "requests_per_second": args.cycles / measured["seconds"],
             **measured,

@@ -1,0 +1,145 @@
+"""Instructions per request and per checkout, counted by valgrind: figures a busy machine
+doesn't move.
+
+    python3 -m nox -s bench -- --instructions
+
+Requests per second and CPU time vary from run to run on a shared machine, by more than
+what separates two pools. Valgrind's callgrind counts the instructions a worker executes in
+user space; run twice with different request counts, the difference divided by the
+difference in requests is the cost of one request, the same on every run to a few
+hundredths of a percent. It counts the client's Python and C work, which is what a pool
+adds, and leaves out the kernel (sending and receiving), the server, cache misses and the
+clock: it says where the client's time goes, requests per second say what it buys.
+
+Under valgrind the client runs some fifty times slower, so every answer is already there
+when it asks: no setup waits for the server, and the scheduling is the one of a server
+infinitely fast. PgBouncer rows count Django's side only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bench.report import NONE, REFERENCE, TIMES, label, markdown_table
+from bench.workloads import CHECKOUT
+
+if TYPE_CHECKING:
+    from bench.bench import Row
+
+#: Request cycles of the measured pass in the two runs: the smaller holds what a run costs
+#: besides requests (the interpreter, imports, the warm-up), the larger that plus requests.
+CYCLES = (300, 1_300)
+#: Checkouts in the two runs, likewise.
+CHECKOUTS = (1_000, 6_000)
+#: The request workload counted: the one whose cost is nearly all the client's.
+WORKLOAD = "select1"
+
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def valgrind() -> str | None:
+    return shutil.which("valgrind")
+
+
+@dataclass(frozen=True)
+class Count:
+    """What one row costs, in instructions."""
+
+    request: float
+    checkout_django: float | None = None
+    checkout_pool: float | None = None
+
+
+#: ``worker(row, workload, app_name, *options)``: a worker's command line and environment.
+Worker = Callable[..., tuple[list[str], dict[str, str]]]
+
+
+def run(binary: str, command: list[str], env: dict[str, str], cwd: str) -> tuple[int, Any]:
+    """Run `!command` under callgrind; return the instructions it executed and its JSON."""
+    done = subprocess.run(
+        [binary, "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode or found is None:
+        raise SystemExit(f"{shlex.join(command)} failed under valgrind:\n{done.stderr[-4000:]}")
+    return int(found.group(1)), json.loads(done.stdout.splitlines()[-1])
+
+
+def per_request(binary: str, worker: Worker, row: Row, cwd: str) -> float:
+    """Instructions per request cycle of `WORKLOAD` for a row."""
+    runs = []
+    for cycles in CYCLES:
+        command, env = worker(row, WORKLOAD, f"bench-ir-{cycles}", "--cycles", str(cycles))
+        instructions, result = run(binary, command, env, cwd)
+        runs.append((instructions, int(result["requests"]) + int(result["warmup_requests"])))
+    (low, low_requests), (high, high_requests) = runs
+    return (high - low) / (high_requests - low_requests)
+
+
+def per_checkout(binary: str, worker: Worker, row: Row, kind: str, cwd: str) -> float:
+    """Instructions per checkout + return of `!kind` ("django" or "pool") for a row."""
+    counts = []
+    for checkouts in CHECKOUTS:
+        options = ["--cycles", str(checkouts), "--repeat", "1", "--exact", "--kind", kind]
+        command, env = worker(row, CHECKOUT, f"bench-ir-{kind}", *options)
+        counts.append(run(binary, command, env, cwd)[0])
+    return (counts[1] - counts[0]) / (CHECKOUTS[1] - CHECKOUTS[0])
+
+
+def count_rows(
+    binary: str, rows: list[Row], worker: Worker, cwd: str, parallel: int
+) -> dict[str, Count]:
+    """Count every row, `!parallel` valgrind runs at a time (each runs on one core)."""
+
+    def count(row: Row) -> tuple[str, Count]:
+        request = per_request(binary, worker, row, cwd)
+        django = per_checkout(binary, worker, row, "django", cwd) if row.checkout else None
+        pool = (
+            per_checkout(binary, worker, row, "pool", cwd)
+            if row.checkout and row.setup in POOL_ROWS
+            else None
+        )
+        return row.setup, Count(request, django, pool)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as executor:
+        return dict(executor.map(count, rows))
+
+
+#: Rows with a pool of their own to check out of, without Django around it.
+POOL_ROWS = {REFERENCE, "geventpool-psycopg2", "django-pool"}
+
+
+def format_table(counts: dict[str, Count], conns: int) -> str:
+    ours = counts[REFERENCE].request
+    rows = []
+    for setup, count in counts.items():
+        rows.append(
+            [
+                label(setup, conns),
+                f"{count.request / 1000:,.1f}k",
+                f"{count.request / ours:.2f}{TIMES}",
+                NONE if count.checkout_django is None else f"{count.checkout_django / 1000:,.1f}k",
+                NONE if count.checkout_pool is None else f"{count.checkout_pool / 1000:,.1f}k",
+            ]
+        )
+    header = [
+        "setup",
+        "per `SELECT 1` request",
+        "ours ÷ setup, in requests per instruction",
+        "per checkout through Django",
+        "per checkout of the pool alone",
+    ]
+    return markdown_table(header, ["---", "--:", "--:", "--:", "--:"], rows)
