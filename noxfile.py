@@ -480,7 +480,8 @@ def bench(session: nox.Session) -> None:
     """Benchmark the pool beside Django, Django's pool, django-db-geventpool, PgBouncer and
     raw psycopg, in interleaved rounds (docs/benchmark.md).
 
-    `-- --quick` runs one short round; other arguments go to bench/bench.py (`-- --help`).
+    `-- --quick` runs one short round; `-- --instructions` counts instructions under valgrind
+    instead of timing; other arguments go to bench/bench.py (`-- --help`).
     PgBouncer comes from the system (apt-get install pgbouncer); without it its rows are
     skipped.
     """

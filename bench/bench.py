@@ -390,7 +390,7 @@ def main() -> None:
             if valgrind is not None:
                 print(f"counting instructions of {len(plan.rows)} rows under valgrind ...")
                 counts = instructions.count_rows(
-                    valgrind, plan.rows, bench.worker, str(ROOT), os.cpu_count() or 1
+                    valgrind, plan.rows, bench.worker, str(ROOT), os.cpu_count() or 1, plan.scale
                 )
             else:
                 for number in range(1, plan.rounds + 1):
@@ -423,13 +423,14 @@ def print_instructions(
     print()
     print(*environment, sep="\n")
     print()
-    low, high = instructions.CYCLES
+    low, high = instructions.scaled(instructions.CYCLES, plan.scale, 100)
+    checkouts = instructions.scaled(instructions.CHECKOUTS, plan.scale, 100)
     print(
         f"Instructions the client executes in user space, counted by valgrind; {plan.greenlets}"
         f" greenlets share {plan.conns} server connections. Per request: the difference"
         f" between runs of {low:,} and {high:,} `SELECT 1` request cycles (and their warm-ups),"
         " divided by the difference in requests; per checkout, the same with"
-        f" {instructions.CHECKOUTS[0]:,} and {instructions.CHECKOUTS[1]:,} checkouts of one"
+        f" {checkouts[0]:,} and {checkouts[1]:,} checkouts of one"
         " greenlet."
     )
     print()
