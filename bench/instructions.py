@@ -111,19 +111,34 @@ def per_checkout(binary: str, worker: Worker, row: Row, kind: str, cwd: str, sca
 def count_rows(
     binary: str, rows: list[Row], worker: Worker, cwd: str, parallel: int, scale: float
 ) -> dict[str, Count]:
-    """Count every row, `!parallel` valgrind runs at a time (each runs on one core)."""
-
-    def count(row: Row) -> tuple[str, Count]:
-        request = per_request(binary, worker, row, cwd, scale)
-        django = pool = None
+    """Count every row, `!parallel` measurements at a time (a valgrind run takes one core)."""
+    tasks: list[tuple[Row, str]] = []
+    for row in rows:
+        tasks.append((row, "request"))
         if row.checkout:
-            django = per_checkout(binary, worker, row, "django", cwd, scale)
+            tasks.append((row, "django"))
             if row.setup in POOL_ROWS:
-                pool = per_checkout(binary, worker, row, "pool", cwd, scale)
-        return row.setup, Count(request, django, pool)
+                tasks.append((row, "pool"))
+
+    def measure(task: tuple[Row, str]) -> float:
+        row, kind = task
+        if kind == "request":
+            return per_request(binary, worker, row, cwd, scale)
+        return per_checkout(binary, worker, row, kind, cwd, scale)
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as executor:
-        return dict(executor.map(count, rows))
+        found = {
+            (row.setup, kind): value
+            for (row, kind), value in zip(tasks, executor.map(measure, tasks), strict=True)
+        }
+    return {
+        row.setup: Count(
+            found[row.setup, "request"],
+            found.get((row.setup, "django")),
+            found.get((row.setup, "pool")),
+        )
+        for row in rows
+    }
 
 
 #: Rows with a pool of their own to check out of, without Django around it.
