@@ -97,14 +97,20 @@ def per_request(binary: str, worker: Worker, row: Row, cwd: str, scale: float) -
     return (high - low) / (high_requests - low_requests)
 
 
-def per_checkout(binary: str, worker: Worker, row: Row, kind: str, cwd: str, scale: float) -> float:
-    """Instructions per checkout + return of `!kind` ("django" or "pool") for a row."""
+def per_checkout(
+    binary: str, worker: Worker, row: Row, kind: str, cwd: str, scale: float
+) -> float | None:
+    """Instructions per checkout + return of `!kind` ("django" or "pool") for a row, or None
+    where the row has nothing of the kind (the pool alone, for a row without a pool)."""
     counts = []
     checkouts_run = scaled(CHECKOUTS, scale, 100)
     for checkouts in checkouts_run:
         options = ["--cycles", str(checkouts), "--repeat", "1", "--exact", "--kind", kind]
         command, env = worker(row, CHECKOUT, f"bench-ir-{kind}", *options)
-        counts.append(run(binary, command, env, cwd)[0])
+        instructions, result = run(binary, command, env, cwd)
+        if f"{kind}_iterations" not in result:
+            return None
+        counts.append(instructions)
     return (counts[1] - counts[0]) / (checkouts_run[1] - checkouts_run[0])
 
 
@@ -116,11 +122,9 @@ def count_rows(
     for row in rows:
         tasks.append((row, "request"))
         if row.checkout:
-            tasks.append((row, "django"))
-            if row.setup in POOL_ROWS:
-                tasks.append((row, "pool"))
+            tasks += [(row, "django"), (row, "pool")]
 
-    def measure(task: tuple[Row, str]) -> float:
+    def measure(task: tuple[Row, str]) -> float | None:
         row, kind = task
         if kind == "request":
             return per_request(binary, worker, row, cwd, scale)
@@ -131,18 +135,14 @@ def count_rows(
             (row.setup, kind): value
             for (row, kind), value in zip(tasks, executor.map(measure, tasks), strict=True)
         }
-    return {
-        row.setup: Count(
-            found[row.setup, "request"],
-            found.get((row.setup, "django")),
-            found.get((row.setup, "pool")),
+    counts = {}
+    for row in rows:
+        request = found[row.setup, "request"]
+        assert request is not None  # only checkouts can find nothing to count
+        counts[row.setup] = Count(
+            request, found.get((row.setup, "django")), found.get((row.setup, "pool"))
         )
-        for row in rows
-    }
-
-
-#: Rows with a pool of their own to check out of, without Django around it.
-POOL_ROWS = {REFERENCE, "geventpool-psycopg2", "django-pool"}
+    return counts
 
 
 def format_table(counts: dict[str, Count], conns: int) -> str:
