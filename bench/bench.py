@@ -423,8 +423,8 @@ def print_instructions(
     print()
     print(*environment, sep="\n")
     print()
-    low, high = instructions.scaled(instructions.CYCLES, plan.scale, 100)
-    checkouts = instructions.scaled(instructions.CHECKOUTS, plan.scale, 100)
+    low, high = instructions.request_counts(plan.scale)
+    checkouts = instructions.checkout_counts(plan.scale)
     print(
         f"Instructions the client executes in user space, counted by valgrind; {plan.greenlets}"
         f" greenlets share {plan.conns} server connections. Per request: the difference"

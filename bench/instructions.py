@@ -86,10 +86,20 @@ def scaled(counts: tuple[int, int], scale: float, least: int) -> tuple[int, int]
     return low, max(int(counts[1] * scale), low + least)
 
 
+def request_counts(scale: float) -> tuple[int, int]:
+    """The request cycles of the two runs, at `!scale`."""
+    return scaled(CYCLES, scale, 100)
+
+
+def checkout_counts(scale: float) -> tuple[int, int]:
+    """The checkouts of the two runs, at `!scale`."""
+    return scaled(CHECKOUTS, scale, 100)
+
+
 def per_request(binary: str, worker: Worker, row: Row, cwd: str, scale: float) -> float:
     """Instructions per request cycle of `WORKLOAD` for a row."""
     runs = []
-    for cycles in scaled(CYCLES, scale, 100):
+    for cycles in request_counts(scale):
         command, env = worker(row, WORKLOAD, f"bench-ir-{cycles}", "--cycles", str(cycles))
         instructions, result = run(binary, command, env, cwd)
         runs.append((instructions, int(result["requests"]) + int(result["warmup_requests"])))
@@ -103,7 +113,7 @@ def per_checkout(
     """Instructions per checkout + return of `!kind` ("django" or "pool") for a row, or None
     where the row has nothing of the kind (the pool alone, for a row without a pool)."""
     counts = []
-    checkouts_run = scaled(CHECKOUTS, scale, 100)
+    checkouts_run = checkout_counts(scale)
     for checkouts in checkouts_run:
         options = ["--cycles", str(checkouts), "--repeat", "1", "--exact", "--kind", kind]
         command, env = worker(row, CHECKOUT, f"bench-ir-{kind}", *options)

@@ -30,6 +30,8 @@ from bench.workloads import CHECKOUT, WORKLOADS, Workload  # noqa: E402
 # A checkout repeat runs --cycles times or for about this long, whichever is shorter:
 # django-db-geventpool 4.0.8 sends a query on every checkout, a hundred times the cost.
 CHECKOUT_REPEAT_SECONDS = 0.25
+#: What a checkout is taken from: through Django, or from the pool object alone.
+CHECKOUT_KINDS = ("django", "pool")
 
 
 def run_cycles(
@@ -128,7 +130,7 @@ def main() -> None:
     parser.add_argument(
         "--kind",
         action="append",
-        choices=["django", "pool"],
+        choices=CHECKOUT_KINDS,
         help="checkouts: only this kind (repeatable); both by default",
     )
     parser.add_argument(
@@ -146,7 +148,7 @@ def main() -> None:
     if args.workload == CHECKOUT:
         if profiler:
             profiler.enable()
-        kinds = args.kind or ["django", "pool"]
+        kinds = args.kind or list(CHECKOUT_KINDS)
         result = measure_checkouts(setup, args.cycles, args.repeat, kinds, args.exact)
     else:
         greenlets = setup.greenlets(args.greenlets, args.conns)
