@@ -2,76 +2,54 @@
 
 A worker reads it right before and right after its measured pass, so that a busy machine
 can still be read: requests per second fall when other work takes the cores, the CPU a
-request costs much less. The client is the worker itself (getrusage); the server is the
-postmaster with all its children, live ones read from /proc and those that exited from
-the postmaster's own count of its reaped children; PgBouncer is its one process. Linux
-only; plain Python, for the workers of every virtualenv.
+request costs much less. The client is the worker itself; the server is the postmaster with
+all its children, live ones read from their CPU-time clocks and those that exited from the
+postmaster's own count of its reaped children; PgBouncer is its one process. psutil finds
+the children and reads that count. Linux only: elsewhere the CPU-time clock of another
+user's process is not readable.
 """
 
 from __future__ import annotations
 
-import os
-import resource
+import ctypes
+import sys
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 
-PROC = Path("/proc")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+import psutil
+
+# clock_getcpuclockid(3), which the time module does not wrap; the process has libc loaded.
+_clock_getcpuclockid = ctypes.CDLL(None, use_errno=True).clock_getcpuclockid
 
 
 def available() -> bool:
-    return (PROC / "self" / "stat").exists()
+    return sys.platform.startswith("linux")
 
 
 def own_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _stat_fields(pid: int) -> list[str]:
-    # The command name, in parentheses, may hold spaces: the fields that matter follow it.
-    text = (PROC / str(pid) / "stat").read_text()
-    return text[text.rindex(")") + 2 :].split()
+    return time.process_time()
 
 
 def process_seconds(pid: int) -> float:
-    """CPU time of a live process, all its threads."""
-    total = 0
+    """CPU time of a live process, all its threads, to the nanosecond; 0 once it has exited.
+
+    psutil's cpu_times() counts clock ticks (10 ms), too coarse when a pass of a second or two
+    is spread over a dozen backends: the kernel's clock of the process counts nanoseconds.
+    """
+    clock = ctypes.c_int()
+    if _clock_getcpuclockid(pid, ctypes.byref(clock)):
+        return 0.0  # it exited: its parent's count of reaped children has it now
     try:
-        # schedstat counts nanoseconds; stat's utime and stime count clock ticks (10 ms),
-        # too coarse when a pass of a second or two is spread over a dozen backends.
-        for task in (PROC / str(pid) / "task").iterdir():
-            total += int((task / "schedstat").read_text().split()[0])
-    except FileNotFoundError:
-        if not (PROC / str(pid)).exists():
-            return 0.0  # it exited: its parent's count of reaped children has it now
-        fields = _stat_fields(pid)
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total / 1e9
+        return time.clock_gettime_ns(clock.value) / 1e9
+    except OSError:
+        return 0.0  # it exited between the two calls
 
 
 def reaped_children_seconds(pid: int) -> float:
-    """CPU time of the children that exited and that `!pid` waited for (cutime, cstime)."""
-    fields = _stat_fields(pid)
-    return (int(fields[13]) + int(fields[14])) / CLOCK_TICKS
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in (PROC / str(pid) / "task").iterdir():
-            found += [int(child) for child in (task / "children").read_text().split()]
-    except FileNotFoundError:
-        # A kernel without CONFIG_PROC_CHILDREN: look for the parent of every process.
-        for entry in PROC.iterdir():
-            if entry.name.isdigit():
-                try:
-                    if int(_stat_fields(int(entry.name))[1]) == pid:
-                        found.append(int(entry.name))
-                except FileNotFoundError:
-                    continue
-    return found
+    """CPU time of the children that exited and that `!pid` waited for."""
+    times = psutil.Process(pid).cpu_times()
+    return times.children_user + times.children_system
 
 
 def tree_seconds(pid: int, leave_out: Collection[int] = ()) -> float:
@@ -80,8 +58,9 @@ def tree_seconds(pid: int, leave_out: Collection[int] = ()) -> float:
     A process left out must stay alive throughout: once reaped, its time is in the
     parent's count.
     """
+    children = psutil.Process(pid).children()
     total = process_seconds(pid) + reaped_children_seconds(pid)
-    return total + sum(process_seconds(c) for c in children(pid) if c not in leave_out)
+    return total + sum(process_seconds(c.pid) for c in children if c.pid not in leave_out)
 
 
 @dataclass(frozen=True)
@@ -95,7 +74,7 @@ class CpuMeter:
     leave_out: frozenset[int] = frozenset()
 
     def begin(self) -> dict[str, float | None]:
-        """Read before a pass: the client last, so that reading /proc is not its cost."""
+        """Read before a pass: the client last, so that reading the others is not its cost."""
         return {**self._others(), "client": own_seconds()}
 
     def end(self) -> dict[str, float | None]:
