@@ -22,12 +22,14 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import FrameType  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
@@ -35,7 +37,7 @@ import psycopg  # noqa: E402
 
 from bench.sampler import ConnectionSampler  # noqa: E402
 from demo.load import LoadResult, run_load  # noqa: E402
-from demo.plot import LineStyle, Series, plot_connections  # noqa: E402
+from demo.plot import Series, plot_connections  # noqa: E402
 from demo.webserver import Gunicorn  # noqa: E402
 
 # The server and the PgBouncer in front of it are the tests' own.
@@ -43,6 +45,10 @@ from tests.support.pgbouncer import PgBouncer  # noqa: E402
 from tests.support.server import PgServer, open_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PLOT = Path("build", "demo", "connections.png")
+# What gunicorn says, kept out of the demo's output; a gunicorn that fails to start shows its
+# end in the error.
+GUNICORN_LOG = ROOT / "build" / "demo" / "gunicorn.log"
 
 
 @dataclass(frozen=True)
@@ -50,14 +56,12 @@ class Backend:
     name: str  # DEMO_BACKEND in demoproject/settings.py
     label: str
     color: str
-    linestyle: LineStyle = "solid"
+    cap_label: str  # what MAX_CONNS x workers is to it, for the plot
 
 
-GEVENTPOOL = Backend("geventpool", "geventpool", "tab:blue")
-DJANGO = Backend("django", "Django, CONN_MAX_AGE=0", "tab:orange")
-# Dashed, with gaps as long as the dashes: its line runs over geventpool's at the same height,
-# which shows through them.
-PGBOUNCER = Backend("pgbouncer", "Django via PgBouncer", "tab:green", (0, (3, 3)))
+GEVENTPOOL = Backend("geventpool", "geventpool", "tab:blue", "cap: MAX_CONNS x workers")
+DJANGO = Backend("django", "Django, CONN_MAX_AGE=0", "tab:orange", "geventpool's cap")
+PGBOUNCER = Backend("pgbouncer", "Django via PgBouncer", "tab:green", "PgBouncer's pool")
 
 # Debian installs pgbouncer in /usr/sbin, which is not on a user's PATH; this is where
 # tests/support/pgbouncer.py looks too.
@@ -75,33 +79,98 @@ class Outcome:
         return max((count for _, count in self.samples), default=0)
 
 
+DESCRIPTION = """\
+Serve a small Django site with gunicorn's gevent workers and send it the same HTTP load
+three times: on geventpool, on Django's own backend (CONN_MAX_AGE=0), and on Django's own
+backend behind PgBouncer in transaction mode, where pgbouncer is installed. Print
+requests/s, latency percentiles and the peak of server connections for each, and plot the
+server connections over time.
+"""
+EPILOG = """\
+PostgreSQL is a throwaway cluster that the demo starts and stops, or the server that
+GEVENTPOOL_TEST_DSN or the PG* variables name. Ctrl-C stops the load, gunicorn, PgBouncer
+and the cluster.
+"""
+
+
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=200, help="concurrent HTTP clients")
-    parser.add_argument("--seconds", type=float, default=8.0, help="load time per backend")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--max-conns", type=int, default=10, help="MAX_CONNS per worker")
-    parser.add_argument("--query-ms", type=float, default=5.0, help="server time per request")
+    parser = argparse.ArgumentParser(
+        # How a reader runs it: through the session, which installs what it needs.
+        prog="python3 -m nox -s demo --",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    )
     parser.add_argument(
-        "--max-requests", type=int, default=200_000, help="stop a run after this many"
+        "--clients",
+        type=int,
+        default=200,
+        metavar="N",
+        help=with_default("concurrent HTTP clients"),
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=8.0,
+        metavar="S",
+        help=with_default("load time per backend"),
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help=with_default("gunicorn worker processes"),
+    )
+    parser.add_argument(
+        "--max-conns",
+        type=int,
+        default=10,
+        metavar="N",
+        help=with_default("MAX_CONNS, the server connections each worker's pool may open"),
+    )
+    parser.add_argument(
+        "--query-ms",
+        type=float,
+        default=5.0,
+        metavar="MS",
+        help=with_default("time each request's query spends on the server (pg_sleep)"),
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help=with_default("end a backend's run after this many requests, even before --seconds"),
     )
     parser.add_argument(
         "--plot",
         type=Path,
-        default=ROOT / "build" / "demo" / "connections.png",
-        help="where to write the PNG",
+        default=DEFAULT_PLOT,
+        metavar="PNG",
+        help=with_default("where to write the plot of server connections over time"),
     )
     parser.add_argument(
         "--no-pgbouncer",
         dest="pgbouncer",
         action="store_false",
-        help="leave out the leg behind PgBouncer, even where pgbouncer is installed",
+        help="leave out the run behind PgBouncer, even where pgbouncer is installed",
     )
-    parser.add_argument("--quick", action="store_true", help="100 clients, 2 s per backend")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run, as CI does: 100 clients for 2 s per backend, in place of"
+        " --clients and --seconds",
+    )
     args = parser.parse_args()
     if args.quick:
         args.clients, args.seconds = 100, 2.0
     return args
+
+
+def with_default(text: str) -> str:
+    # argparse fills in %(default)s; ArgumentDefaultsHelpFormatter would also add it to
+    # the flags, where "(default: False)" says nothing.
+    return f"{text} (default: %(default)s)"
 
 
 def find_pgbouncer() -> str | None:
@@ -206,7 +275,7 @@ def drive(
         "DEMO_MAX_CONNS": str(args.max_conns),
         "DEMO_QUERY_SECONDS": str(args.query_ms / 1000),
     }
-    site = Gunicorn(env, args.workers)
+    site = Gunicorn(env, args.workers, GUNICORN_LOG)
     try:
         site.wait_ready()
         # Each worker imports Django on its first request: keep that out of the figures.
@@ -224,8 +293,12 @@ def drive(
                 ticker.kill()
                 if sys.stdout.isatty():
                     print(flush=True)
-    finally:
-        site.stop()
+    except BaseException:
+        # Interrupted, or failed: nothing is left to measure, and the requests in flight
+        # need not finish.
+        site.stop(graceful=False)
+        raise
+    site.stop()
     samples = [(t - load.started, count) for t, count in sampler.samples]
     return Outcome(backend, load, samples)
 
@@ -250,50 +323,82 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         print(line.rstrip())
 
 
-def legend(outcome: Outcome) -> str:
+def title(outcome: Outcome) -> str:
     load = outcome.load
     return (
-        f"{outcome.backend.label}: {load.requests / load.seconds:,.0f} req/s, "
+        f"{outcome.backend.label}\n{load.requests / load.seconds:,.0f} req/s, "
         f"p99 {load.percentile(99) * 1000:,.0f} ms, {load.errors:,} errors"
     )
 
 
-def main() -> int:
-    args = parse_args()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_on_signals() -> None:
+    """Make Ctrl-C, and SIGTERM, end the demo with one KeyboardInterrupt in the main greenlet,
+    which unwinds through the code that stops what the demo started.
+
+    Python runs a signal handler in whichever greenlet is running: raised there, as the
+    default handler raises it, the KeyboardInterrupt lands in the event loop, which prints
+    it with a timestamp, or in the sampler, which reports it as its own failure. The handler
+    throws it into the main greenlet instead, and ignores the signals that follow: nox sends
+    a SIGTERM after the SIGINT, and a second Ctrl-C would cut the cleanup short.
+    """
+    main = gevent.getcurrent()
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        for each in STOP_SIGNALS:
+            signal.signal(each, signal.SIG_IGN)
+        gevent.kill(main, KeyboardInterrupt)
+
+    for each in STOP_SIGNALS:
+        signal.signal(each, interrupt)
+
+
+def run(args: argparse.Namespace) -> list[Outcome]:
+    """Start PostgreSQL, run each backend in turn, stop PostgreSQL."""
+    GUNICORN_LOG.unlink(missing_ok=True)  # each run's gunicorns append to a new one
     print("starting PostgreSQL ...", flush=True)
     server = open_server()
-    (version,) = server.execute("SHOW server_version")[0]
-    where = f"{server.host}:{server.port}"
-    if server.cluster is not None:
-        where = f"a throwaway cluster on port {server.port}, binaries from {server.cluster.bindir}"
-    print(f"PostgreSQL {version}: {where}", flush=True)
-    backends = [GEVENTPOOL, DJANGO]
-    skipped = pgbouncer_skipped(args)
-    if skipped is None:
-        backends.append(PGBOUNCER)
-    else:
-        print(f"PgBouncer leg skipped: {skipped}", flush=True)
-    outcomes: list[Outcome] = []
     try:
+        (version,) = server.execute("SHOW server_version")[0]
+        where = f"{server.host}:{server.port}"
+        if server.cluster is not None:
+            where = (
+                f"a throwaway cluster on port {server.port}, binaries from {server.cluster.bindir}"
+            )
+        print(f"PostgreSQL {version}: {where}", flush=True)
+        backends = [GEVENTPOOL, DJANGO]
+        skipped = pgbouncer_skipped(args)
+        if skipped is None:
+            backends.append(PGBOUNCER)
+        else:
+            print(f"PgBouncer leg skipped: {skipped}", flush=True)
+        outcomes: list[Outcome] = []
         for backend in backends:
             print(f"{backend.label}: {args.clients} clients for {args.seconds:.0f} s", flush=True)
             with route(server, backend, args) as database:
                 outcomes.append(drive(server, database, backend, args))
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping the servers it started", flush=True)
-        return 130
+        return outcomes
     finally:
         server.close()
+
+
+def main() -> int:
+    args = parse_args()
+    # Before open_server(): the throwaway cluster takes SIGTERM over only where no handler
+    # is set.
+    stop_on_signals()
+    try:
+        outcomes = run(args)
+    except KeyboardInterrupt:
+        # Printed once everything is stopped, so that it is true when read.
+        print("interrupted: stopped the load and every server it started", flush=True)
+        return 130
     report(outcomes, args)
-    cap = args.max_conns * args.workers
     plot_connections(
-        [Series(legend(o), o.backend.color, o.samples, o.backend.linestyle) for o in outcomes],
-        cap=cap,
-        cap_label=(
-            "cap: MAX_CONNS x workers = PgBouncer's pool"
-            if PGBOUNCER in backends
-            else "cap: MAX_CONNS x workers"
-        ),
+        [Series(title(o), o.backend.color, o.samples, o.backend.cap_label) for o in outcomes],
+        cap=args.max_conns * args.workers,
         clients=args.clients,
         title=(
             f"Server connections, {args.clients} HTTP clients, gunicorn with "

@@ -21,10 +21,12 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """A gunicorn master with `workers` gevent worker processes, bound to 127.0.0.1."""
+    """A gunicorn master with `workers` gevent worker processes, bound to 127.0.0.1, whose
+    output is appended to `log`."""
 
-    def __init__(self, env: dict[str, str], workers: int) -> None:
+    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
         self.port = free_port()
+        self.log = log
         command = [
             sys.executable,
             *("-m", "gunicorn", "demoproject.wsgi"),
@@ -34,28 +36,45 @@ class Gunicorn:
             *("--worker-connections", "2000", "--keep-alive", "30"),
             *("--log-level", "warning"),
         ]
-        # A session of its own: Ctrl-C reaches this process, which then stops gunicorn in
-        # order, rather than gunicorn and its workers racing the cleanup below.
-        self.process = subprocess.Popen(
-            command, env={**os.environ, **env}, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        # To a file: the demo's output is its progress and its report, and what gunicorn says
+        # as it stops (a worker's socket closed under a request) would break into them.
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as output:
+            # A session of its own: Ctrl-C reaches this process, which then stops gunicorn in
+            # order, rather than gunicorn and its workers racing the cleanup below.
+            self.process = subprocess.Popen(
+                command,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with code {self.process.returncode}")
+                raise RuntimeError(
+                    f"gunicorn exited with code {self.process.returncode}:\n{self._log_tail()}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not listen on port {self.port} in {timeout} s")
+        raise RuntimeError(
+            f"gunicorn did not listen on port {self.port} in {timeout} s:\n{self._log_tail()}"
+        )
 
-    def stop(self) -> None:
-        """SIGTERM (graceful), then SIGKILL for the whole group if it lingers."""
+    def _log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self, graceful: bool = True) -> None:
+        """SIGTERM, which lets the workers finish their requests, or SIGQUIT, which does not;
+        then SIGKILL for the whole group if it lingers."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

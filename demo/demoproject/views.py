@@ -10,7 +10,7 @@ def index(request: HttpRequest) -> JsonResponse:
         cursor.execute("SELECT pg_backend_pid(), pg_sleep(%s)", [settings.QUERY_SECONDS])
         (backend_pid, _) = cursor.fetchone()
     response = JsonResponse({"backend_pid": backend_pid})
-    # Without it gunicorn sends the body chunked; with it, the keep-alive clients of the
-    # load generator know where the response ends at once.
+    # As Django's CommonMiddleware would set it, where the demo runs no middleware: without
+    # it gunicorn sends the body chunked.
     response["Content-Length"] = str(len(response.content))
     return response
