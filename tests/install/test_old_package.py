@@ -2,7 +2,8 @@
 
 Both install the package django_db_geventpool, and pip lets the one installed last overwrite
 the other's files. Every ENGINE then refuses to connect, and `manage.py check` reports it,
-with the commands that recover; the tests run those commands as printed.
+with or without --database, with the commands that recover; the tests run those commands as
+printed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from support.project import Project
 from support.venvs import Venv, versions
 
 OLD = "django-db-geventpool==4.0.8"
-OURS = '"geventpool-psycopg3[gevent]" "geventpool-psycopg2[binary]"'
+OURS = '"geventpool-psycopg3[binary,gevent]" "geventpool-psycopg2[binary]"'
 # The ENGINEs of both drivers, with the module of the wrapper class each loads:
 # `...postgresql_psycopg` is ours only, the others the old package has too.
 ENGINES = {
@@ -25,11 +26,15 @@ ENGINES = {
 
 def refused(venv: Venv, project: Project, engine: str, check_id: str) -> str:
     """Assert that `!engine` is reported by `check` and refuses to connect; return the message."""
-    check = project.check(venv, engine)
-    assert check.returncode == 1, check.stdout
-    match = re.search(rf"default: \({re.escape(check_id)}\) (.*)", check.stdout)
-    assert match is not None, check.stdout
-    message = match.group(1)
+    reported = []
+    for options in ((), ("--database", "default")):
+        check = project.check(venv, engine, *options)
+        assert check.returncode == 1, check.stdout
+        found = re.findall(rf"default: \({re.escape(check_id)}\) (.*)", check.stdout)
+        assert len(found) == 1, check.stdout
+        reported += found
+    message, with_database = reported
+    assert message == with_database
     query = project.query(venv, engine)
     assert query.returncode == 1, query.stdout
     assert f"django.core.exceptions.ImproperlyConfigured: {message}" in query.stdout
@@ -37,9 +42,10 @@ def refused(venv: Venv, project: Project, engine: str, check_id: str) -> str:
 
 
 def works(venv: Venv, project: Project, engine: str) -> None:
-    check = project.check(venv, engine)
-    assert check.returncode == 0, check.stdout
-    assert "System check identified no issues" in check.stdout
+    for options in ((), ("--database", "default")):
+        check = project.check(venv, engine, *options)
+        assert check.returncode == 0, check.stdout
+        assert "System check identified no issues" in check.stdout
     query = project.query(venv, engine)
     assert query.returncode == 0, query.stdout
     assert f"selected 1 through django_db_geventpool.backends.{ENGINES[engine]}" in query.stdout

@@ -1,7 +1,9 @@
 """The smallest Django project on the tests' server, for commands run in another virtualenv.
 
-A settings module whose ENGINE comes from GEVENTPOOL_ENGINE, and a script that runs one query
-through it and names the wrapper class that ran it.
+A settings module whose ENGINE comes from GEVENTPOOL_ENGINE, with the apps every project
+`startproject` makes has models of (Django loads the default database's backend while it
+defines them, as in a real project), and a script that runs one query through it and names
+the wrapper class that ran it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 
 SECRET_KEY = "not-secret"
 USE_TZ = True
+INSTALLED_APPS = ["django.contrib.auth", "django.contrib.contenttypes"]
 DATABASES = {
     "default": {
         "ENGINE": os.environ["GEVENTPOOL_ENGINE"],
@@ -58,9 +61,9 @@ class Project:
             "PYTHONPATH": str(self.folder),
         }
 
-    def check(self, venv: Venv, engine: str) -> subprocess.CompletedProcess[str]:
-        """``manage.py check --database default``, output in `stdout`."""
-        return venv.run("python -m django check --database default", env=self.env(engine))
+    def check(self, venv: Venv, engine: str, *options: str) -> subprocess.CompletedProcess[str]:
+        """``manage.py check`` with `!options`, output in `stdout`."""
+        return venv.run(["python", "-m", "django", "check", *options], env=self.env(engine))
 
     def query(self, venv: Venv, engine: str) -> subprocess.CompletedProcess[str]:
         """One query through `!engine`; on success it prints "selected 1 through MODULE"."""

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from django_db_geventpool import engines
+
 if TYPE_CHECKING:
     from django.db.backends.postgresql.base import DatabaseWrapper as _Base
 else:
@@ -32,12 +34,7 @@ else:
 #: The distribution geventpool succeeds, which installs the same import package.
 OLD_DISTRIBUTION = "django-db-geventpool"
 #: Ours, the core first: the recovery command reinstalls every one that is installed.
-DISTRIBUTIONS = (
-    "geventpool-core",
-    "geventpool-psycopg3",
-    "geventpool-psycopg2",
-    "geventpool-postgis",
-)
+DISTRIBUTIONS = ("geventpool-core", *dict.fromkeys(engines.ENGINES.values()))
 PACKAGE = "django_db_geventpool"
 
 OLD_INSTALLED = "geventpool.E002"
@@ -113,9 +110,9 @@ def check(alias: str) -> list[checks.CheckMessage]:
 class InstallationCheckMixin(_Base):
     """Refuse to connect while the installation is broken.
 
-    First in a backend's ``DatabaseWrapper`` bases: `manage.py check --database` and
-    `migrate` report the problem as a system check error, since the wrapper can be made;
-    anything that connects gets `ImproperlyConfigured` saying how to recover.
+    First in a backend's ``DatabaseWrapper`` bases: `manage.py check` (and so `runserver`
+    and `migrate`) reports the problem as a system check error, since the backend still
+    imports; anything that connects gets `ImproperlyConfigured` saying how to recover.
     """
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:

@@ -16,14 +16,14 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.signals import connection_created
 
-from django_db_geventpool.core import registry
+# `checks` for the system checks it registers: Django learns of them as it imports a backend.
+from django_db_geventpool.core import checks, registry  # noqa: F401
 from django_db_geventpool.core.connection import server_timezone, transaction_status
 from django_db_geventpool.core.creation import DatabaseCreationMixin
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
 from django_db_geventpool.core.pool import ConnectionPool
 from django_db_geventpool.core.pooled import PooledConnection
 from django_db_geventpool.core.runtime import Runtime
-from django_db_geventpool.core.validation import DatabaseValidation
 
 if TYPE_CHECKING:
     from django.db.backends.postgresql.base import DatabaseWrapper as _Base
@@ -122,8 +122,6 @@ class DatabaseWrapperMixin(_Base):
     each connection (adapters, time zone, role, isolation level) once, when the pool opens
     it; closing the wrapper gives the connection back instead of closing it.
     """
-
-    validation_class = DatabaseValidation
 
     #: Attributes Django's ``get_new_connection()`` sets on the wrapper: a wrapper that is
     #: lent a connection opened by another one gets the values that one computed.

@@ -61,13 +61,21 @@ def choose() -> Driver:
     if chosen is not None:
         return PSYCOPG3 if chosen.is_psycopg3 else PSYCOPG2
     for driver in (PSYCOPG3, PSYCOPG2):
-        if importlib.util.find_spec(driver.package) is not None:
+        if _installed(driver.package):
             return driver
     raise ImproperlyConfigured(
         f"{ENGINE} needs a geventpool driver package: install it with"
         f' `pip install "geventpool-postgis[{PSYCOPG3.extra}]"` (or'
         f' "geventpool-postgis[{PSYCOPG2.extra}]" for psycopg2)'
     )
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ModuleNotFoundError:
+        # How geventpool-core's finder answers for an ENGINE whose distribution is missing.
+        return False
 
 
 def mixin(driver: Driver) -> type[DatabaseWrapperMixin]:
