@@ -10,6 +10,7 @@ our distributions to the tree's version (no index release can stand in for it).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -40,13 +41,19 @@ def constraints(dist: Path) -> Path:
 
 
 class Venv:
-    """A virtualenv in `!path`, with pip, that installs our distributions from `!dist`."""
+    """A virtualenv in `!path`, with pip, that installs our distributions from `!dist`.
 
-    def __init__(self, path: Path, dist: Path) -> None:
+    Made by the interpreter `!python`, if given, rather than the one running the tests.
+    """
+
+    def __init__(self, path: Path, dist: Path, python: str | None = None) -> None:
         self.path = path
         self.bin = path / "bin"
         self.python = self.bin / "python"
-        venv.create(path, with_pip=True, symlinks=True)
+        if python is None:
+            venv.create(path, with_pip=True, symlinks=True)
+        else:
+            subprocess.run([python, "-m", "venv", str(path)], check=True, capture_output=True)
         self.env = {
             **os.environ,
             "PIP_FIND_LINKS": str(dist),
@@ -93,10 +100,11 @@ class Venv:
         return proc.stdout
 
     def installed(self) -> dict[str, str]:
-        """The distributions installed in the venv, by lowercase name, with their versions."""
+        """The distributions installed in the venv, by normalized name (PEP 503: lowercase,
+        "-" for runs of "-", "_" and "."), with their versions."""
         out = self.ok([str(self.python), "-m", "pip", "list", "--format=freeze"])
         pairs = (line.split("==", 1) for line in out.splitlines() if "==" in line)
-        return {name.lower(): version for name, version in pairs}
+        return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pairs}
 
 
 def build_dists(target: Path) -> Path:

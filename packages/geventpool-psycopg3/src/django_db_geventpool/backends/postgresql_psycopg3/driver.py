@@ -13,9 +13,10 @@ DISTRIBUTION = "geventpool-psycopg3"
 def load() -> ModuleType:
     """Return the ``psycopg`` module; raise `ImproperlyConfigured` if it can't be imported.
 
-    Plain psycopg needs libpq on the machine; geventpool-psycopg3 brings psycopg's binary
-    build only where psycopg publishes one, and ``PSYCOPG_IMPL`` can ask for a build that
-    is not installed.
+    geventpool-psycopg3 requires plain psycopg and leaves its build to the application: with
+    neither ``[binary]`` nor ``[c]`` installed, psycopg needs libpq on the machine, and
+    raises "no pq wrapper available" without one. ``PSYCOPG_IMPL`` can also ask for a build
+    that is not installed.
     """
     try:
         import psycopg
