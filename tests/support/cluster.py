@@ -102,7 +102,9 @@ class Cluster:
 
     @property
     def running(self) -> bool:
-        return (self.datadir / "postmaster.pid").exists()
+        # initdb's single-user postgres leaves a postmaster.pid too: a cluster interrupted
+        # while initdb ran was never started, and pg_ctl can't stop what it doesn't know.
+        return bool(self.port) and (self.datadir / "postmaster.pid").exists()
 
     def start(self) -> None:
         if self.port:
