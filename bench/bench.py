@@ -1,7 +1,7 @@
 """Benchmark geventpool beside the other ways of running Django on gevent, on one server.
 
-    python3 -m nox -s bench              # 7 rounds: about 15 minutes on 2 busy cores
-    python3 -m nox -s bench -- --quick   # 1 round of small counts: proves it works
+    ./noxw -s bench              # 7 rounds: about 15 minutes on 2 busy cores
+    ./noxw -s bench -- --quick   # 1 round of small counts: proves it works
 
 The session runs it as ``python -m bench.bench`` from the repository root, where bench/ and
 tests/support import as packages. Every run of a (setup, workload) is a worker process of

@@ -1,7 +1,7 @@
 """Instructions per request and per checkout, counted by valgrind: figures a busy machine
 doesn't move.
 
-    python3 -m nox -s bench -- --instructions
+    ./noxw -s bench -- --instructions
 
 Requests per second and CPU time vary from run to run on a shared machine, by more than
 what separates two pools. Valgrind's callgrind counts the instructions a worker executes in

@@ -2,8 +2,8 @@
 on Django's own backend, and on Django's own backend behind PgBouncer, with the server
 connections each one opens.
 
-    python3 -m nox -s demo                                # under a minute
-    python3 -m nox -s demo -- --plot docs/connections.png # regenerate the README's plot
+    ./noxw -s demo                                # under a minute
+    ./noxw -s demo -- --plot docs/connections.png # regenerate the README's plot
 
 It starts a throwaway PostgreSQL (or uses GEVENTPOOL_TEST_DSN / PG*, as the tests do), and a
 PgBouncer in transaction mode in front of it where pgbouncer is installed (the leg is skipped
@@ -96,7 +96,7 @@ and the cluster.
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         # How a reader runs it: through the session, which installs what it needs.
-        prog="python3 -m nox -s demo --",
+        prog="./noxw -s demo --",
         description=DESCRIPTION,
         epilog=EPILOG,
     )

@@ -1,6 +1,6 @@
 """Sphinx configuration: the pages are MyST Markdown; the API reference comes from docstrings.
 
-Built by `python3 -m nox -s docs`, warnings as errors.
+Built by `./noxw -s docs`, warnings as errors.
 """
 
 from __future__ import annotations

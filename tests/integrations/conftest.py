@@ -41,6 +41,6 @@ def pgbouncer(pg: PgServer) -> Iterator[PgBouncer]:
 def celery_installed() -> None:
     if importlib.util.find_spec("celery") is None:
         _missing(
-            "needs Celery: `python3 -m nox -s integrations` runs these",
+            "needs Celery: `./noxw -s integrations` runs these",
             bool(os.environ.get("GEVENTPOOL_INTEGRATIONS")),
         )

@@ -35,7 +35,7 @@ def postgis_ready(pg: PgServer) -> Iterator[None]:
         # Not an error in CI: the nox sessions that don't install the package don't run
         # these tests; `nox -s postgis` and `nox -s wheels` do.
         pytest.skip(
-            "geventpool-postgis is not installed here: `python3 -m nox -s postgis` runs these"
+            "geventpool-postgis is not installed here: `./noxw -s postgis` runs these"
         )
     # GeoDjango loads the C libraries by these names, as ctypes finds them.
     for library, package in (("gdal", "gdal-bin"), ("geos_c", "libgeos-c1v5")):

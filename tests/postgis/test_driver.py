@@ -13,7 +13,7 @@ import pytest
 
 driver = pytest.importorskip(
     "django_db_geventpool.backends.postgis.driver",
-    reason="geventpool-postgis is not installed here: `python3 -m nox -s postgis` runs these",
+    reason="geventpool-postgis is not installed here: `./noxw -s postgis` runs these",
 )
 ImproperlyConfigured = pytest.importorskip("django.core.exceptions").ImproperlyConfigured
 
