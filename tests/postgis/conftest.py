@@ -34,9 +34,7 @@ def postgis_ready(pg: PgServer) -> Iterator[None]:
     if spec is None:
         # Not an error in CI: the nox sessions that don't install the package don't run
         # these tests; `nox -s postgis` and `nox -s wheels` do.
-        pytest.skip(
-            "geventpool-postgis is not installed here: `./noxw -s postgis` runs these"
-        )
+        pytest.skip("geventpool-postgis is not installed here: `./noxw -s postgis` runs these")
     # GeoDjango loads the C libraries by these names, as ctypes finds them.
     for library, package in (("gdal", "gdal-bin"), ("geos_c", "libgeos-c1v5")):
         if ctypes.util.find_library(library) is None:
