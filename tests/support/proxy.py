@@ -5,8 +5,13 @@ by the scenario scripts (greenlets in another process) over a control socket, on
 a line: ``freeze`` holds every byte in both directions, ``thaw`` lets them through again,
 ``count`` answers how many connections are open through the proxy. Each answers ``ok`` (or
 the count). A connection closed at either end is closed at the other at once, frozen or not,
-and PostgreSQL's cancel requests always pass: what freezes is the network under the pool's
-round trips, not the server's ability to hear that a client gave up.
+and under ``freeze`` PostgreSQL's cancel requests still pass: what freezes is the network
+under the pool's round trips, not the server's ability to hear that a client gave up. The
+proxy recognises a cancel request by its first packet, so clients must not ask for
+encryption first (``sslmode=disable``), as libpq 17's cancel connections otherwise do.
+``freeze-all SECONDS`` is a partition: new connections, cancel requests included, are
+accepted and then held too, and everything thaws by itself after SECONDS (a process frozen
+by a blocked cancel could not send ``thaw``).
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ class FreezableProxy(_Listener):
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self._frozen = threading.Event()
+        # Under freeze-all: new connections are held too, cancel requests included.
+        self._partitioned = threading.Event()
+        self._thaw_timer: threading.Timer | None = None
         self._open = 0
         self._lock = threading.Lock()
         super().__init__()
@@ -65,7 +73,17 @@ class FreezableProxy(_Listener):
     def freeze(self) -> None:
         self._frozen.set()
 
+    def freeze_all(self, seconds: float) -> None:
+        self._partitioned.set()
+        self._frozen.set()
+        if self._thaw_timer is not None:
+            self._thaw_timer.cancel()
+        self._thaw_timer = threading.Timer(seconds, self.thaw)
+        self._thaw_timer.daemon = True
+        self._thaw_timer.start()
+
     def thaw(self) -> None:
+        self._partitioned.clear()
         self._frozen.clear()
 
     @property
@@ -74,6 +92,9 @@ class FreezableProxy(_Listener):
             return self._open
 
     def serve(self, client: socket.socket) -> None:
+        if not self._held_until_thawed(client):
+            client.close()
+            return
         try:
             upstream = socket.create_connection(self.target)
         except OSError:
@@ -89,6 +110,15 @@ class FreezableProxy(_Listener):
             client.close()
             upstream.close()
 
+    def _held_until_thawed(self, client: socket.socket) -> bool:
+        """Hold a new connection, unread, while partitioned; False if the client gave up."""
+        poller = select.poll()
+        poller.register(client, _HANGUPS)
+        while self._partitioned.is_set():
+            if poller.poll(10):
+                return False
+        return True
+
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
         # A cancel request passes before anything can freeze it.
@@ -103,7 +133,7 @@ class FreezableProxy(_Listener):
         by_fd = {sock.fileno(): sock for sock in peers}
         while True:
             events = poller.poll(10)
-            frozen = self._frozen.is_set() and not cancel
+            frozen = self._frozen.is_set() and (not cancel or self._partitioned.is_set())
             for fd, event in events:
                 if event & _HANGUPS:
                     # Closed at one end, or shut down: even with bytes held, the other end
@@ -155,6 +185,9 @@ class _Control(_Listener):
                     answer = "ok"
                 elif command == "thaw":
                     self._proxy.thaw()
+                    answer = "ok"
+                elif command.startswith("freeze-all "):
+                    self._proxy.freeze_all(float(command.split()[1]))
                     answer = "ok"
                 elif command == "count":
                     answer = str(self._proxy.open)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import _socket
 import enum
+import logging
 import os
 import select
 from collections.abc import Callable
 from time import monotonic
 from typing import Any, Protocol
+
+from django_db_geventpool.core.runtime import detect
+
+logger = logging.getLogger("django_db_geventpool")
 
 
 class TransactionStatus(enum.IntEnum):
@@ -88,6 +93,31 @@ def run_reset_query(conn: Connection, query: str) -> None:
         cursor.execute(query)
     finally:
         cursor.close()
+
+
+def cancel_in_thread(conn: Connection, timeout: float) -> bool:
+    """Run the driver's ``conn.cancel()`` in an OS thread, waiting at most `!timeout` seconds.
+
+    libpq's cancel request blocks while it connects to the server and waits for its answer.
+    Only a driver whose ``cancel()`` lets go of the GIL meanwhile (psycopg2cffi, psycopg's
+    Python implementation) leaves the other greenlets running: the backends give the pool
+    their own cancel. Return whether the request was delivered in time.
+    """
+    failure: list[Exception] = []
+
+    def run() -> None:
+        try:
+            conn.cancel()
+        except Exception as ex:
+            failure.append(ex)
+
+    if not detect().offload(run, timeout):
+        logger.warning("couldn't cancel a query within %.1f s: the server didn't answer", timeout)
+        return False
+    if failure:
+        logger.warning("couldn't cancel a query: %s", failure[0])
+        return False
+    return True
 
 
 def close_and_wait(

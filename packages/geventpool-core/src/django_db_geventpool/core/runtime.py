@@ -71,7 +71,8 @@ class Runtime:
     alive: Callable[[Any], bool]
     #: ``offload(func, timeout)`` runs a call that blocks the OS thread (libpq's cancel
     #: request) in another OS thread and waits for it, at most `!timeout` seconds, without
-    #: blocking other greenlets; it returns whether the call ended in time.
+    #: blocking other greenlets; it returns whether the call ended in time. Only a call that
+    #: lets go of the GIL while it blocks (ctypes, cffi) leaves the hub running meanwhile.
     offload: Callable[[Callable[[], None], float], bool]
     #: ``deadline(seconds, error)`` bounds the blocking calls of its ``with`` block: past
     #: `!seconds`, `!error` is raised in them. Plain threads can't be interrupted, so there it

@@ -7,8 +7,6 @@ callback is installed: then it hands each wait to the callback, which yields to 
 from __future__ import annotations
 
 import functools
-import logging
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -16,10 +14,10 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from django_db_geventpool.backends.postgresql_psycopg2 import driver
+from django_db_geventpool.backends.postgresql_psycopg2.cancel import cancel
+from django_db_geventpool.core import afterfork
 from django_db_geventpool.core.pool import DISCARD_TIMEOUT
 from django_db_geventpool.core.runtime import Runtime, RuntimeKind, detect
-
-logger = logging.getLogger("django_db_geventpool")
 
 #: The Django setting that chooses what a missing wait callback does: "error" or "warn".
 CHECK_SETTING = "GEVENTPOOL_MISSING_WAIT_CALLBACK"
@@ -65,16 +63,22 @@ def cancelling(wait: Callable[[Any], None]) -> Callable[[Any], None]:
     When a wait callback raises (a `gevent.Timeout`, a kill), psycopg2 closes the
     connection at once, without cancelling: the server would run the query to its end,
     holding its locks and a session beyond MAX_CONNS. The cancel request is sent before
-    psycopg2 gets the exception, from an OS thread (libpq's cancel blocks while it
-    connects) that the greenlet waits for, at most `DISCARD_TIMEOUT` seconds, whatever else
-    is raised meanwhile: psycopg2 frees what the cancel uses when it closes.
+    psycopg2 gets the exception, in the same greenlet, waiting at most `DISCARD_TIMEOUT`
+    seconds without stopping the others (see `.cancel`). Only a cut cancels: psycopg2's own
+    errors (a failed connect, a failed query) mean the server already stopped.
     """
+    driver_error = driver.load().Error
 
     @functools.wraps(wait)
     def wait_callback(conn: Any) -> None:
         try:
             wait(conn)
+        except driver_error:
+            raise
         except BaseException as cut:
+            if afterfork.abandoned(conn):
+                # A forked child's copy of a task of the parent: the query is the parent's.
+                raise
             raise _cancelled(conn, cut) from None
 
     wait_callback.geventpool_cancels = True  # type: ignore[attr-defined]
@@ -83,30 +87,17 @@ def cancelling(wait: Callable[[Any], None]) -> Callable[[Any], None]:
 
 def _cancelled(conn: Any, cut: BaseException) -> BaseException:
     """Cancel `!conn`'s query; return what to raise: `!cut`, or what came after it."""
-    deadline = time.monotonic() + DISCARD_TIMEOUT
-    done = False
-
-    def cancel() -> None:
-        nonlocal done
-        try:
-            conn.cancel()
-        except Exception as ex:
-            # Nothing to cancel: the connection is still being opened, or already broken.
-            logger.debug("couldn't cancel a query cut short: %s", ex)
-        finally:
-            done = True
-
+    extensions = driver.load().extensions
+    if conn.status not in (extensions.STATUS_READY, extensions.STATUS_BEGIN):
+        # Cut while connecting (psycopg2's own statuses, past the exported ones): there is
+        # no query to cancel, and a cancel request would go to a server that isn't answering.
+        return cut
     try:
-        detect().offload(cancel, DISCARD_TIMEOUT)
+        cancel(conn, DISCARD_TIMEOUT)
     except BaseException as again:
-        # Cut again (killed while timed out): the cancel still has to finish first.
-        cut = again
-    while not done and time.monotonic() < deadline:
-        try:
-            # time.sleep is the runtime's, patched: other greenlets run meanwhile.
-            time.sleep(0.001)
-        except BaseException as again:
-            cut = again
+        # Cut again (killed while timed out): libpq's cancel objects are the cancel's own,
+        # freed on its way out, whatever psycopg2 does with the connection next.
+        return again
     return cut
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from django_db_geventpool.backends.postgresql_psycopg2 import driver, wait_callback
+from django_db_geventpool.backends.postgresql_psycopg2 import cancel, driver, wait_callback
 from django_db_geventpool.core.connection import TransactionStatus
 from django_db_geventpool.core.runtime import Runtime
 from django_db_geventpool.core.wrapper import DatabaseWrapperMixin
@@ -44,6 +44,7 @@ class Psycopg2Mixin(DatabaseWrapperMixin):
 
     pool_transaction_status = staticmethod(transaction_status)
     pool_server_timezone = staticmethod(server_timezone)
+    pool_cancel = staticmethod(cancel.cancel)
 
     def check_pool_runtime(self, runtime: Runtime) -> None:
         action = getattr(settings, wait_callback.CHECK_SETTING, "error")

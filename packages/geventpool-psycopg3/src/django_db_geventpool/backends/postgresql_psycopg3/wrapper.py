@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django_db_geventpool.backends.postgresql_psycopg3 import driver
+from django_db_geventpool.backends.postgresql_psycopg3 import cancel, driver
 from django_db_geventpool.core.runtime import Runtime, RuntimeKind
 from django_db_geventpool.core.wrapper import DatabaseWrapperMixin
 
@@ -42,6 +42,7 @@ class Psycopg3Mixin(DatabaseWrapperMixin):
 
     pool_transaction_status = staticmethod(_transaction_status)
     pool_server_timezone = staticmethod(_server_timezone)
+    pool_cancel = staticmethod(cancel.cancel)
 
     def check_pool_runtime(self, runtime: Runtime) -> None:
         import selectors
