@@ -71,6 +71,63 @@ def test_a_dead_connection_makes_its_idle_siblings_suspect(pg, make_pool, caplog
     pool.putconn(third)
 
 
+def test_a_dead_connection_makes_its_lent_siblings_suspect_too(pg, make_pool):
+    # Under load a connection given back goes straight to the next client, never idle: a
+    # sibling lent when the first dead one is found is pinged before it is lent again.
+    import psycopg
+
+    pool = make_pool(max_size=2, ping_after=None)
+    first, sibling = pool.getconn(), pool.getconn()
+    pids = [backend_pid(first), backend_pid(sibling)]
+    terminate(pg, *pids)
+    time.sleep(0.1)
+    with pytest.raises(psycopg.OperationalError):
+        first.execute("SELECT 1")
+    pool.putconn(first)
+    # Its borrower is done with it without another round trip: it looks idle and healthy.
+    pool.putconn(sibling)
+    again = pool.getconn(timeout=5)
+    assert backend_pid(again) not in pids, "the dead sibling was lent"
+    stats = settled(pool)
+    assert (stats["pings"], stats["lost"]) == (1, 2)
+    pool.putconn(again)
+
+
+def test_a_checkout_that_waits_then_fails_to_connect_counts_neither(pg, connect, make_pool):
+    import psycopg
+
+    def refuse_after_first():
+        if connect.opened:
+            raise psycopg.OperationalError("connection refused (as by a restarting server)")
+        return connect()
+
+    pool = make_pool(refuse_after_first, max_size=1, ping_after=None)
+    held = pool.getconn()
+    errors = []
+
+    def waiter():
+        try:
+            pool.putconn(pool.getconn(timeout=5))
+        except psycopg.OperationalError as ex:
+            errors.append(ex)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    # Given back broken: its slot goes to the waiter, whose connect is refused.
+    terminate(pg, backend_pid(held))
+    with pytest.raises(psycopg.OperationalError):
+        held.execute("SELECT 1")
+    pool.putconn(held)
+    thread.join(10)
+    assert [str(ex) for ex in errors] == ["connection refused (as by a restarting server)"]
+    stats = settled(pool)
+    assert (stats["checkouts"], stats["waits"]) == (1, 0), "the failed checkout was counted"
+    assert stats["wait_seconds"] > 0, "its time in the queue was not counted"
+
+
 def test_connection_past_its_lifetime_is_retired_on_checkout(make_pool):
     pool = make_pool(max_size=1, max_lifetime=0.1)
     conn = pool.getconn()

@@ -310,7 +310,7 @@ def soak(args):
     rng = random.Random(args.get("seed", 0))
     threads = green.name == "threads"
     until = time.monotonic() + args["seconds"]
-    counts = {"done": 0, "cut": 0, "failed": 0, "killed": 0}
+    counts = {"done": 0, "cut": 0, "failed": 0, "killed": 0, "terminated": 0}
 
     def select1(cursor):
         cursor.execute("SELECT 1")
@@ -340,8 +340,15 @@ def soak(args):
             cursor.execute("SELECT pg_sleep(0.2)")
 
     def forgetful():
-        with connection.cursor() as cursor:
-            rng.choice(work)(cursor)
+        from django.db import Error
+
+        try:
+            with connection.cursor() as cursor:
+                rng.choice(work)(cursor)
+        except Error:
+            # The server ended the session: caught here, or the runtime prints the task's
+            # traceback. It still ends holding the connection.
+            counts["failed"] += 1
 
     def client():
         from django.db import Error
@@ -369,7 +376,25 @@ def soak(args):
                     raise
                 counts["cut"] += 1
 
+    def terminate_all():
+        # The server ends every session of the pool at once, as a restart or an admin does:
+        # connections die while lent, idle, or being given back.
+        conn = observer()
+        try:
+            while time.monotonic() < until - 2:
+                green.sleep(args.get("terminate_every", 4.0))
+                query_one(
+                    conn,
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = %s",
+                    [args["app"]],
+                )
+                counts["terminated"] += 1
+        finally:
+            conn.close()
+
     sampler = Sampler(args["app"], every=0.01)
+    terminator = green.spawn(terminate_all)
     tasks = [green.spawn(client) for _ in range(args["tasks"])]
     if not threads:
         # Killed at random moments, as a worker's shutdown or a supervisor does.
@@ -380,7 +405,7 @@ def soak(args):
             counts["killed"] += 1
             tasks.remove(victim)
             tasks.append(green.spawn(client))
-    green.joinall(tasks, timeout=args["seconds"] + 60)
+    green.joinall([*tasks, terminator], timeout=args["seconds"] + 60)
     sampled = sampler.stop()
     report = {"sampled": sampled, "counts": counts}
     report["stats"] = settle(args["app"])

@@ -119,9 +119,10 @@ def fork(args):
 @scenario
 def restart(args):
     """Load while the server restarts: print READY, keep going, report every outcome."""
-    from django.db import DatabaseError
+    from django.db import DatabaseError, connection
 
     from django_db_geventpool.utils import close_connection
+    from support.pools import settled
 
     outcomes = []
     stop_at = time.time() + args["seconds"]
@@ -131,9 +132,10 @@ def restart(args):
         try:
             backend_pid()
         except DatabaseError as ex:
-            outcomes.append((time.time(), type(ex).__name__))
+            # The first line: psycopg2's messages run on with libpq's details.
+            outcomes.append((time.time(), type(ex).__name__, str(ex).strip().split("\n")[0]))
         else:
-            outcomes.append((time.time(), "ok"))
+            outcomes.append((time.time(), "ok", ""))
 
     def client():
         while time.time() < stop_at:
@@ -147,7 +149,8 @@ def restart(args):
     return {
         "outcomes": outcomes,
         "after": server_connections(args["app"]),
-        "stats": pool_stats(),
+        # Connections found dead are closed in the background: counted once that is done.
+        "stats": settled(connection.geventpool),
     }
 
 

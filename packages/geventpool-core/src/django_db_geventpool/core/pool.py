@@ -21,9 +21,10 @@ from contextlib import contextmanager
 from time import monotonic
 from typing import Any, Generic
 
-from django_db_geventpool.core import errors
+from django_db_geventpool.core import afterfork, errors
 from django_db_geventpool.core.connection import (
     TransactionStatus,
+    cancel_in_thread,
     close_and_wait,
     ping,
     run_reset_query,
@@ -122,7 +123,9 @@ class ConnectionPool(Generic[ConnT]):
     sessions over `!max_size`. A client that finds no idle connection and no free slot
     waits in a queue; a connection given back, or a slot freed, goes straight to the client
     at the head of the queue. `!timeout` bounds the whole checkout, opening a connection
-    included; `!connect_timeout` also bounds each connect on its own.
+    included; `!connect_timeout` also bounds each connect on its own. `!cancel(conn,
+    timeout)` asks the server to stop a discarded connection's query: the driver's backend
+    supplies one that waits at most `!timeout` seconds without stopping the process.
 
     Connections are checked on the way out without a round trip (their local state), and
     pinged only when they have been idle for `!ping_after` seconds or a sibling was found
@@ -147,6 +150,7 @@ class ConnectionPool(Generic[ConnT]):
         leak_timeout: float | None = None,
         server: str = "",
         transaction_status: Callable[[ConnT], int] = transaction_status,
+        cancel: Callable[[ConnT, float], bool] = cancel_in_thread,
         error_base: type[Exception] = Exception,
         runtime: Runtime | None = None,
     ) -> None:
@@ -173,6 +177,7 @@ class ConnectionPool(Generic[ConnT]):
         self.runtime = runtime or detect()
         self._connect = connect
         self._status = transaction_status
+        self._cancel = cancel
         self._current = self.runtime.current
         self._alive = self.runtime.alive
         self._timeout_error = errors.bind(errors.PoolTimeout, error_base)
@@ -264,6 +269,8 @@ class ConnectionPool(Generic[ConnT]):
         deadline = None if timeout is None else start + timeout
         # An idle connection at the first try: no wait worth a clock read.
         immediate = True
+        # Queued for a connection, on this try or an earlier one.
+        waited = False
         while True:
             with self._lock:
                 if self._closed:
@@ -288,7 +295,12 @@ class ConnectionPool(Generic[ConnT]):
                     # An idle connection given back, or a free slot (None).
                     entry = self._wait(waiter, start, deadline)
                     immediate = False
+                    waited = True
+                # Counted here, under the lock held anyway, and taken back with its wait
+                # on every path that ends up lending nothing: a try that finds a dead
+                # connection, a failed connect, a cut.
                 self._checkouts += 1
+                self._waits += waited
             # Outside the lock from here on: opening, checking and closing connections yield.
             for old in stale:
                 self._discard(old, retired=True)
@@ -298,10 +310,13 @@ class ConnectionPool(Generic[ConnT]):
                 except BaseException:
                     with self._lock:
                         self._checkouts -= 1
+                        self._waits -= waited
                     raise
             elif (
-                now >= entry.check_at or self._status(entry.conn) != TransactionStatus.IDLE
-            ) and not self._usable(entry, now):
+                now >= entry.check_at
+                or entry.suspect
+                or self._status(entry.conn) != TransactionStatus.IDLE
+            ) and not self._usable(entry, now, waited):
                 # Discarded: its slot is freed once it is closed. Another try.
                 now = monotonic()
                 immediate = False
@@ -322,33 +337,35 @@ class ConnectionPool(Generic[ConnT]):
                 self._start_caretaking()
             return entry
 
-    def _usable(self, entry: PooledConnection[ConnT], now: float) -> bool:
+    def _usable(self, entry: PooledConnection[ConnT], now: float, waited: bool) -> bool:
         """Check a connection about to be lent: locally, and with a round trip if needed.
 
-        A connection found unusable is discarded, and its slot freed once it is closed.
+        A connection found unusable is discarded, and its slot freed once it is closed; the
+        checkout, and its wait if it `!waited`, are taken back.
         """
         if self._status(entry.conn) != TransactionStatus.IDLE:
-            self._suspect_idle()
-            self._discard(entry, lost=True, uncount=True)
+            self._suspect_all()
+            self._discard(entry, lost=True, uncount=True, unwait=waited)
             return False
         if now >= entry.expires_at:
-            self._discard(entry, retired=True, uncount=True)
+            self._discard(entry, retired=True, uncount=True, unwait=waited)
             return False
         if not entry.suspect and (
             self.ping_after is None or now - entry.idle_since < self.ping_after
         ):
             return True
-        self._pings += 1
+        with self._lock:
+            self._pings += 1
         try:
             ping(entry.conn)
         except Exception as ex:
             logger.warning("pool %r: discarding a connection that failed a ping: %s", self.name, ex)
-            self._suspect_idle()
-            self._discard(entry, lost=True, uncount=True)
+            self._suspect_all()
+            self._discard(entry, lost=True, uncount=True, unwait=waited)
             return False
         except BaseException:
             # Cut in the middle of the ping: the server may still be answering it.
-            self._discard(entry, lost=True, cancel=True, uncount=True)
+            self._discard(entry, lost=True, cancel=True, uncount=True, unwait=waited)
             raise
         entry.suspect = False
         return True
@@ -357,23 +374,19 @@ class ConnectionPool(Generic[ConnT]):
         self, waiter: _Waiter[ConnT], start: float, deadline: float | None
     ) -> PooledConnection[ConnT] | None:
         """Wait, with the lock held on entry and exit, until `!waiter` is served."""
-        self._waits += 1
+        queued_at = monotonic()
         self._lock.release()
         try:
-            woken = waiter.event.wait(
-                None if deadline is None else max(deadline - monotonic(), 0.0)
-            )
+            woken = waiter.event.wait(None if deadline is None else max(deadline - queued_at, 0.0))
         except BaseException:
             # Killed or timed out from outside (greenlet.kill, gevent.Timeout): whatever
             # the waiter was handed in the meantime goes back, so nothing is lost.
             self._lock.acquire()
+            self._count_wait(queued_at, start)
             self._abandon(waiter)
             raise
-        finally:
-            elapsed = monotonic() - start
         self._lock.acquire()
-        self._waited_seconds += elapsed
-        self._max_wait = max(self._max_wait, elapsed)
+        elapsed = self._count_wait(queued_at, start)
         if waiter.served:
             if woken and len(self._spare_waiters) < self.max_size:
                 # Woken by the one set() it was due: nothing can reach it any more, so the
@@ -388,6 +401,19 @@ class ConnectionPool(Generic[ConnT]):
             f"couldn't get a connection for {self.name!r} after {elapsed:.2f} s:"
             f" {self._describe_slots()}"
         )
+
+    def _count_wait(self, queued_at: float, start: float) -> float:
+        """Add a wait that began at `!queued_at` (lock held); return how long the checkout
+        begun at `!start` has taken so far.
+
+        A checkout that finds a dead connection may queue again: each wait is added to
+        the total once, and the longest counts from the checkout's start.
+        """
+        now = monotonic()
+        self._waited_seconds += now - queued_at
+        elapsed = now - start
+        self._max_wait = max(self._max_wait, elapsed)
+        return elapsed
 
     def _describe_slots(self) -> str:
         """Why there is no connection to lend (lock held)."""
@@ -519,6 +545,7 @@ class ConnectionPool(Generic[ConnT]):
         else:
             expires_at = monotonic() + lifetime * (1 - LIFETIME_JITTER * random.random())
         entry = PooledConnection(conn, expires_at)
+        entry.socket = afterfork.identify(conn)
         created = monotonic() - started
         with self._lock:
             self._create_times.record(created)
@@ -602,7 +629,7 @@ class ConnectionPool(Generic[ConnT]):
             self._record(self._use_times, "use_time", used)
             if not reusable and entry.conn.closed:
                 # Broken, not just cut off: the server may have restarted.
-                self._suspect_idle()
+                self._suspect_all()
             self._discard(entry, lost=not reusable, retired=reusable)
             return
         entry.idle_since = now
@@ -712,12 +739,15 @@ class ConnectionPool(Generic[ConnT]):
             stale.append(self._idle.popleft())
         return stale
 
-    def _suspect_idle(self) -> None:
-        """A connection was found dead: the server may have restarted, killing its siblings."""
+    def _suspect_all(self) -> None:
+        """A connection was found dead: the server may have restarted, killing its siblings.
+
+        Lent ones too: their borrower may give them back without another round trip, and
+        under load they go straight to the next client, never idle.
+        """
         with self._lock:
-            for entry in self._idle:
+            for entry in self._entries.values():
                 entry.suspect = True
-                entry.check_at = float("-inf")
 
     # Closing
 
@@ -729,17 +759,19 @@ class ConnectionPool(Generic[ConnT]):
         retired: bool = False,
         cancel: bool = False,
         uncount: bool = False,
+        unwait: bool = False,
     ) -> None:
         """Close a connection whose slot is taken, in the background, then free the slot.
 
         `!cancel` asks the server to stop whatever it may still be running for it; a
         connection in the middle of a query is cancelled anyway. `!uncount` takes back a
-        checkout that ended up not lending it.
+        checkout that ended up not lending it, and `!unwait` that checkout's wait.
         """
         with self._lock:
             self._entries.pop(id(entry.conn), None)
             self._closing += 1
             self._checkouts -= uncount
+            self._waits -= unwait
         close = functools.partial(self._close_in_slot, entry, lost, retired, cancel)
         try:
             self.runtime.spawn(close, f"geventpool-close-{self.name}")
@@ -751,29 +783,23 @@ class ConnectionPool(Generic[ConnT]):
         self, entry: PooledConnection[ConnT], lost: bool, retired: bool, cancel: bool
     ) -> None:
         conn = entry.conn
-        # Once handed to another OS thread, the connection is that thread's to close.
-        handed_over = False
 
         def cancel_and_close() -> None:
+            # The driver's cancel waits at most this long and never stops the process: the
+            # network may be frozen, and the cancel request is a new connection through it.
             try:
-                conn.cancel()
+                self._cancel(conn, DISCARD_TIMEOUT)
             finally:
                 conn.close()
-
-        def offload() -> None:
-            nonlocal handed_over
-            handed_over = True
-            # libpq's cancel request blocks its OS thread while it connects to the server.
-            self.runtime.offload(cancel_and_close, DISCARD_TIMEOUT)
 
         ended = False
         try:
             busy = cancel or self._status(conn) == TransactionStatus.ACTIVE
-            ended = close_and_wait(conn, DISCARD_TIMEOUT, offload if busy else None)
+            ended = close_and_wait(conn, DISCARD_TIMEOUT, cancel_and_close if busy else None)
         except Exception as ex:
             logger.warning("pool %r: error closing a connection: %s", self.name, ex)
         finally:
-            if not handed_over and not conn.closed:
+            if not conn.closed:
                 # Cut while closing, or the driver failed: never leave the socket open.
                 try:
                     conn.close()
@@ -827,9 +853,9 @@ class ConnectionPool(Generic[ConnT]):
     def abandon_after_fork(self) -> None:
         """In a forked child: let go of the parent's connections without touching them.
 
-        The child shares the parent's sockets. Closing a connection normally would end the
-        parent's session too, and so would letting the garbage collector close it, so each
-        socket is first swapped for /dev/null in this process only.
+        The child shares the parent's sockets, and the driver may hold the lock of a
+        connection that was in a query at the fork: no driver call is made (see
+        `afterfork`). The pool is closed; the registry gives the child new, empty pools.
         """
         self._closed = True
         self._lock = self.runtime.lock()
@@ -838,15 +864,12 @@ class ConnectionPool(Generic[ConnT]):
         self._idle.clear()
         self._waiting.clear()
         self._size = 0
-        with open(os.devnull, "wb") as devnull:
-            for entry in entries:
-                try:
-                    os.dup2(devnull.fileno(), entry.conn.fileno())
-                    entry.conn.close()
-                except Exception as ex:
-                    logger.debug(
-                        "pool %r: after fork, couldn't detach a connection: %s", self.name, ex
-                    )
+        for entry in entries:
+            # The child's copies of the parent's tasks may still give these back: they are
+            # no longer lent, so `checkin` lets them go without a rollback or a cancel,
+            # which would reach the parent's server session.
+            entry.lent = False
+        afterfork.abandon((entry.conn, entry.socket) for entry in entries)
 
     # Caretaking in the background
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from django_db_geventpool.core.afterfork import SocketId
 from django_db_geventpool.core.connection import Connection
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class PooledConnection(Generic[ConnT]):
         "lent",
         "lent_at",
         "reported",
+        "socket",
         "stack",
         "suspect",
     )
@@ -86,6 +88,8 @@ class PooledConnection(Generic[ConnT]):
     def __init__(self, conn: ConnT, expires_at: float) -> None:
         #: The driver's connection.
         self.conn = conn
+        #: Its socket, as it was when opened: a forked child swaps it without a driver call.
+        self.socket: SocketId | None = None
         #: Whether a borrower set the session up (Django's ``init_connection_state``): False
         #: until one says so, which the first borrower of a new connection has to do.
         self.initialized = False
@@ -102,7 +106,7 @@ class PooledConnection(Generic[ConnT]):
         # Set when a sibling was found dead: this one is pinged before its next use.
         self.suspect = False
         #: Until when it can be lent as it is, without a look: the earliest of its end of
-        #: life and its next ping; -inf when suspect. Set on every return (and by `suspect`).
+        #: life and its next ping (`suspect` is looked at besides). Set on every return.
         self.check_at = float("-inf")
 
     def __repr__(self) -> str:

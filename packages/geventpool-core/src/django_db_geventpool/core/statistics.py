@@ -69,7 +69,7 @@ STATISTICS: tuple[Statistic, ...] = (
         "in_use",
         _G,
         "geventpool_connections",
-        "Connections lent.",
+        "Connections lent, or being checked before they are.",
         "in_use",
         otel="db.client.connection.count",
         otel_state="used",
@@ -89,13 +89,26 @@ STATISTICS: tuple[Statistic, ...] = (
         "Clients waiting for a connection.",
         otel="db.client.connection.pending_requests",
     ),
-    Statistic("checkouts", _C, "geventpool_checkouts", "Checkouts: connections lent, in all."),
-    Statistic("waits", _C, "geventpool_waits", "Checkouts that had to wait for a connection."),
+    Statistic(
+        "checkouts",
+        _C,
+        "geventpool_checkouts",
+        "Checkouts that lent a connection, once each however many connections they found"
+        " dead first. A checkout that failed (a timeout, a failed connect) or was cut is not"
+        " counted.",
+    ),
+    Statistic(
+        "waits",
+        _C,
+        "geventpool_waits",
+        "Of `checkouts`, those that queued for a connection (at most `checkouts`).",
+    ),
     Statistic(
         "timeouts",
         _C,
         "geventpool_timeouts",
-        "Checkouts that gave up: CHECKOUT_TIMEOUT passed, waiting or connecting.",
+        "Checkouts that gave up: CHECKOUT_TIMEOUT passed, waiting or connecting. Not in"
+        " `checkouts`.",
         otel="db.client.connection.timeouts",
     ),
     Statistic("opened", _C, "geventpool_connections_opened", "Connections opened."),
@@ -118,18 +131,27 @@ STATISTICS: tuple[Statistic, ...] = (
         "geventpool_connections_reclaimed",
         "Connections taken back from a greenlet or thread that ended holding them.",
     ),
-    Statistic("pings", _C, "geventpool_pings", "Connections pinged before being lent."),
+    Statistic(
+        "pings",
+        _C,
+        "geventpool_pings",
+        "Round trips to check a connection before lending it: one idle longer than PING_AFTER,"
+        " or one that was open when another was found dead.",
+    ),
     Statistic(
         "leaks", _C, "geventpool_leaks", "Connections reported held longer than LEAK_TIMEOUT."
     ),
     Statistic(
-        "wait_seconds", _C, "geventpool_wait_seconds", "Time checkouts spent waiting, in seconds."
+        "wait_seconds",
+        _C,
+        "geventpool_wait_seconds",
+        "Time clients spent queued for a connection, in seconds, whether or not one came.",
     ),
     Statistic(
         "max_wait_seconds",
         _G,
         "geventpool_max_wait_seconds",
-        "The longest a checkout waited, in seconds.",
+        "The longest a client had been checking out when it left the queue, in seconds.",
     ),
 )
 
