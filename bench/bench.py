@@ -67,6 +67,8 @@ class Row:
     #: The option naming the interpreter of the row's own virtualenv, if it needs one.
     python_option: str | None = None
     pgbouncer: bool = False
+    #: Run only when --setup names it.
+    optional: bool = False
 
     @property
     def workloads(self) -> list[str]:
@@ -77,6 +79,12 @@ class Row:
 ROWS = [
     Row(REFERENCE, checkout=True),
     Row("geventpool-psycopg2", checkout=True, python_option="--psycopg2-python"),
+    # RESET_QUERY's cost (docs/settings.md#reset_query); only with --setup: not a peer.
+    Row("geventpool-discard-all", optional=True),
+    Row("geventpool-discard-all-etc-utc", optional=True),
+    Row("geventpool-reset-in-parts", optional=True),
+    Row("geventpool-reset-in-parts-etc-utc", optional=True),
+    Row("geventpool-reset-round-trip", optional=True),
     # Django keeping its connection: the checkout table's baseline.
     Row("django-ceiling", checkout=True),
     Row("django-ceiling-gevent-wait"),
@@ -129,6 +137,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     bouncer = pgbouncer_binary()
     for row in ROWS:
         if args.setup and row.setup not in args.setup and row.setup != REFERENCE:
+            continue
+        if row.optional and not (args.setup and row.setup in args.setup):
             continue
         python = interpreters[row.python_option] if row.python_option else sys.executable
         if not python:

@@ -26,6 +26,11 @@ PSYCOPG2 = "geventpool-psycopg2"
 _LABELS = {
     "geventpool": "ours, psycopg 3",
     "geventpool-psycopg2": "ours, psycopg2 + psycogreen",
+    "geventpool-discard-all": "ours, `RESET_QUERY` `DISCARD ALL`",
+    "geventpool-discard-all-etc-utc": "ours, `DISCARD ALL`, session time zone 'Etc/UTC'",
+    "geventpool-reset-in-parts": "ours, `RESET_QUERY` `DISCARD ALL` in parts",
+    "geventpool-reset-in-parts-etc-utc": "ours, in parts, session time zone 'Etc/UTC'",
+    "geventpool-reset-round-trip": "ours, `RESET_QUERY` `SELECT 1` (the round trip alone)",
     "django-ceiling": "Django, {conns} persistent connections (the stock ceiling)",
     "django-ceiling-gevent-wait": "the same ceiling with our gevent wait function (equal terms)",
     "django-pool": "Django's own pool (psycopg_pool)",

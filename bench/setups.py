@@ -132,6 +132,49 @@ class Ours(Setup):
         return time_per_call(iterations, once)
 
 
+#: RESET_QUERY's choices: DISCARD ALL, and the same in parts as one string (DISCARD ALL must
+#: be sent alone), which keeps the server's cached plans (docs/settings.md#reset_query).
+DISCARD_ALL = "DISCARD ALL"
+DISCARD_ALL_IN_PARTS = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *;"
+    " SELECT pg_advisory_unlock_all(); DEALLOCATE ALL; DISCARD TEMP; DISCARD SEQUENCES"
+)
+#: A session whose default time zone is not literally 'UTC', as on a server left as initdb set
+#: it up: after RESET ALL, Django sets its time zone again on every checkout.
+ETC_UTC = "-c TimeZone=Etc/UTC"
+
+
+class OursReset(Ours):
+    """geventpool, psycopg 3, with a RESET_QUERY (and maybe a session time zone default)."""
+
+    reset_query = DISCARD_ALL
+    libpq_options: str | None = None
+
+    def database(self, conns: int, app_name: str) -> dict[str, Any]:
+        options: dict[str, Any] = {"MAX_CONNS": conns, "RESET_QUERY": self.reset_query}
+        if self.libpq_options:
+            options["options"] = self.libpq_options
+        return django_database(self.engine, app_name, CONN_MAX_AGE=0, OPTIONS=options)
+
+
+class OursDiscardAllEtcUtc(OursReset):
+    libpq_options = ETC_UTC
+
+
+class OursResetInParts(OursReset):
+    reset_query = DISCARD_ALL_IN_PARTS
+
+
+class OursResetInPartsEtcUtc(OursResetInParts):
+    libpq_options = ETC_UTC
+
+
+class OursResetRoundTrip(OursReset):
+    """A reset that asks the server nothing: what the round trip alone costs."""
+
+    reset_query = "SELECT 1"
+
+
 class OursPsycopg2(Ours):
     """geventpool, psycopg2 and psycogreen."""
 
@@ -277,6 +320,11 @@ class RawPsycopg:
 SETUPS: dict[str, Callable[..., Target]] = {
     "geventpool": Ours,
     "geventpool-psycopg2": OursPsycopg2,
+    "geventpool-discard-all": OursReset,
+    "geventpool-discard-all-etc-utc": OursDiscardAllEtcUtc,
+    "geventpool-reset-in-parts": OursResetInParts,
+    "geventpool-reset-in-parts-etc-utc": OursResetInPartsEtcUtc,
+    "geventpool-reset-round-trip": OursResetRoundTrip,
     "django-ceiling": DjangoCeiling,
     "django-ceiling-gevent-wait": DjangoCeilingGeventWait,
     "django-pool": DjangoNativePool,
