@@ -154,6 +154,186 @@ def restart(args):
     }
 
 
+def _memory(clients):
+    """What the process holds with every client parked between requests: the pool's objects,
+    the garbage collector's, and glibc's, read after handing freed memory back (Linux only).
+    """
+    import collections
+    import ctypes
+    import gc
+    import types
+
+    from django_db_geventpool.core import pool, pooled
+
+    libc = ctypes.CDLL("libc.so.6")
+
+    class Mallinfo2(ctypes.Structure):
+        # glibc's struct mallinfo2 (2.33 or later), every field in its order.
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in [
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            ]
+        ]
+
+    libc.mallinfo2.restype = Mallinfo2
+    ours = {pooled.PooledConnection: "entries", pool._Waiter: "waiters", pool._Opening: "openings"}
+
+    def measure():
+        # Parked between requests, the clients hold no frame, no connection, no exception:
+        # what is left is what the process keeps.
+        clients.pause()
+        gc.collect()
+        counts = collections.Counter(
+            dict.fromkeys([*ours.values(), "exceptions", "tracebacks", "frames"], 0)
+        )
+        objects = gc.get_objects()
+        for obj in objects:
+            kind = type(obj)
+            if kind in ours:
+                counts[ours[kind]] += 1
+            elif isinstance(obj, BaseException):
+                counts["exceptions"] += 1
+            elif kind is types.TracebackType:
+                counts["tracebacks"] += 1
+            elif kind is types.FrameType:
+                counts["frames"] += 1
+        counts["gc_objects"] = len(objects)
+        del objects
+        info = libc.mallinfo2()
+        counts["malloc_in_use_kb"] = (info.uordblks + info.hblkhd) // 1024
+        counts["malloc_arena_kb"] = (info.arena + info.hblkhd) // 1024
+        counts["python_blocks"] = sys.getallocatedblocks()
+        counts["rss_kb"] = _rss_kb()
+        libc.malloc_trim(0)
+        counts["rss_trimmed_kb"] = _rss_kb()
+        stats = pool_stats()
+        counts.update({key: stats[key] for key in ("open", "idle", "waiting", "opening")})
+        clients.resume()
+        return dict(counts)
+
+    return measure
+
+
+def _rss_kb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+class _Traffic:
+    """Clients looping over one-query requests, errors counted by type and dropped."""
+
+    def __init__(self, count):
+        import collections
+
+        from django.db import DatabaseError
+
+        from django_db_geventpool.utils import close_connection
+
+        self.outcomes = collections.Counter()
+        self._go = gevent.event.Event()
+        self._go.set()
+        self._parked = 0
+        self._stopping = False
+
+        @close_connection
+        def request():
+            try:
+                backend_pid()
+            except DatabaseError as ex:
+                self.outcomes[type(ex).__name__] += 1
+            else:
+                self.outcomes["ok"] += 1
+
+        def client():
+            while not self._stopping:
+                if not self._go.is_set():
+                    self._parked += 1
+                    self._go.wait()
+                    self._parked -= 1
+                request()
+                gevent.sleep(0.002)
+
+        self._clients = [gevent.spawn(client) for _ in range(count)]
+
+    def served(self, requests, within):
+        """Wait until `requests` more succeed, at most `within` seconds."""
+        target = self.outcomes["ok"] + requests
+        deadline = time.monotonic() + within
+        while self.outcomes["ok"] < target and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        return self.outcomes["ok"] >= target
+
+    def pause(self):
+        self._go.clear()
+        while self._parked < len(self._clients):
+            gevent.sleep(0.005)
+
+    def resume(self):
+        self._go.set()
+
+    def stop(self):
+        self._stopping = True
+        self._go.set()
+        gevent.joinall(self._clients, raise_error=True)
+
+
+@scenario
+def terminate_all_memory(args):
+    """Every session of the pool terminated, again and again, under load: what memory stays.
+
+    After `warmup` terminations, one measurement, then one after each of `faults` more
+    terminations, each once the clients were served again and the pool settled.
+    """
+    from django.db import connection
+
+    from support.pools import settled
+
+    traffic = _Traffic(args["clients"])
+    measure = _memory(traffic)
+    observer = cell.observer()
+
+    def terminate_all():
+        killed = cell.query_one(
+            observer,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = %s",
+            [args["app"]],
+        )
+        recovered = traffic.served(200, within=20)
+        settled(connection.geventpool)
+        return killed, recovered
+
+    traffic.served(200, within=20)
+    faults = [terminate_all() for _ in range(args["warmup"])]
+    measure()  # Its first call creates what it measures with (ctypes' functions, the stats).
+    series = [measure()]
+    for _ in range(args["faults"]):
+        faults.append(terminate_all())
+        series.append(measure())
+    traffic.stop()
+    observer.close()
+    return {
+        "killed": [killed for killed, _ in faults],
+        "recovered": [recovered for _, recovered in faults],
+        "outcomes": dict(traffic.outcomes),
+        "series": series,
+        "stats": settled(connection.geventpool),
+    }
+
+
 @scenario
 def reset_role(args):
     """With RESET_QUERY, a SET ROLE made by one request never reaches the next one."""
